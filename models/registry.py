@@ -1,0 +1,151 @@
+"""Versioned models on disk, and the ACTIVE pointer that says which one serves.
+
+Layout under ``MODELS_DIR`` (default: this folder)::
+
+    v0001/  model.keras labels.json config.json metrics.json report.md confusion.png
+    v0002/  ...
+    ACTIVE          the serving version's name, one line
+    HISTORY         one JSON line per promotion or rollback, newest last
+
+A version folder is written once by ``python -m training.train`` and never
+changed. ``promote`` points ACTIVE at a version; ``rollback`` points it back at
+the version that was active before. TensorFlow is imported only by
+:func:`load_model`, never at module level, so listing costs nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+VERSION_PATTERN = re.compile(r"^v\d{4,}$")
+REQUIRED_FILES = ("model.keras", "labels.json", "config.json")
+
+
+class RegistryError(Exception):
+    """A registry operation that cannot be done, with a message for a person."""
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("MODELS_DIR", Path(__file__).resolve().parent))
+
+
+def list_versions(root: Path | None = None) -> list[str]:
+    """Complete version folders, oldest first."""
+    root = root or models_dir()
+    if not root.is_dir():
+        return []
+    found = [
+        path.name
+        for path in root.iterdir()
+        if path.is_dir() and VERSION_PATTERN.match(path.name) and all((path / f).exists() for f in REQUIRED_FILES)
+    ]
+    return sorted(found, key=lambda name: int(name[1:]))
+
+
+def next_version_name(root: Path | None = None) -> str:
+    root = root or models_dir()
+    taken = [int(p.name[1:]) for p in root.iterdir() if p.is_dir() and VERSION_PATTERN.match(p.name)] if root.is_dir() else []
+    return f"v{(max(taken) + 1) if taken else 1:04d}"
+
+
+def version_dir(version: str, root: Path | None = None) -> Path:
+    root = root or models_dir()
+    if version not in list_versions(root):
+        raise RegistryError(f"no such model version: {version!r} (have: {', '.join(list_versions(root)) or 'none'})")
+    return root / version
+
+
+def active_version(root: Path | None = None) -> str:
+    root = root or models_dir()
+    pointer = root / "ACTIVE"
+    if not pointer.exists():
+        raise RegistryError(f"no ACTIVE model in {root}: promote one with `python -m models promote VERSION`")
+    version = pointer.read_text().strip()
+    version_dir(version, root)  # the pointer must name a complete version
+    return version
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "w") as out:
+        out.write(text)
+    os.replace(temporary, path)
+
+
+def history(root: Path | None = None) -> list[dict]:
+    root = root or models_dir()
+    path = root / "HISTORY"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _record(root: Path, action: str, version: str, previous: str | None) -> None:
+    entry = {
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "action": action,
+        "version": version,
+        "previous": previous,
+    }
+    with open(root / "HISTORY", "a") as out:
+        out.write(json.dumps(entry) + "\n")
+
+
+def _current(root: Path) -> str | None:
+    pointer = root / "ACTIVE"
+    return pointer.read_text().strip() if pointer.exists() else None
+
+
+def promote(version: str, root: Path | None = None) -> str:
+    """Make ``version`` the serving model. Returns the version that was active before."""
+    root = root or models_dir()
+    version_dir(version, root)
+    previous = _current(root)
+    _write_atomically(root / "ACTIVE", version + "\n")
+    _record(root, "promote", version, previous)
+    return previous
+
+
+def rollback(root: Path | None = None) -> str:
+    """Point ACTIVE back at the version active before the current one. Returns it."""
+    root = root or models_dir()
+    current = _current(root)
+    # Walk the history backwards: the newest entry that made `current` active
+    # tells what was active before it.
+    for entry in reversed(history(root)):
+        if entry["version"] == current and entry["previous"]:
+            target = entry["previous"]
+            version_dir(target, root)
+            _write_atomically(root / "ACTIVE", target + "\n")
+            _record(root, "rollback", target, current)
+            return target
+    raise RegistryError(f"nothing to roll back to: {current} has no earlier version in HISTORY")
+
+
+def describe(version: str, root: Path | None = None) -> dict:
+    """Labels, config and metrics of one version, as stored."""
+    folder = version_dir(version, root)
+    info = {"version": version, "path": str(folder)}
+    for name in ("labels", "config", "metrics"):
+        path = folder / f"{name}.json"
+        info[name] = json.loads(path.read_text()) if path.exists() else None
+    info["size_bytes"] = (folder / "model.keras").stat().st_size
+    return info
+
+
+def load_model(version: str | None = None, root: Path | None = None):
+    """Load a version's Keras model (the ACTIVE one by default). Imports TensorFlow."""
+    root = root or models_dir()
+    version = version or active_version(root)
+    folder = version_dir(version, root)
+    import keras  # deliberately here: listing and promoting must not pay for TensorFlow
+
+    return keras.models.load_model(folder / "model.keras", compile=False)
+
+
+def load_labels(version: str, root: Path | None = None) -> list[str]:
+    return json.loads((version_dir(version, root) / "labels.json").read_text())["classes"]

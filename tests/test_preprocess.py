@@ -1,0 +1,79 @@
+"""The one crop-to-28×28 function: MNIST conventions and stroke-width normalisation."""
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workers.pipeline.preprocess import FIT_SIZE, INPUT_SIZE, crop_to_input, crops_to_batch
+
+
+def _draw_seven(height: int, pen: int) -> np.ndarray:
+    width = int(height * 0.6)
+    canvas = np.zeros((height + 4 * pen, width + 4 * pen), np.uint8)
+    o = 2 * pen
+    cv2.line(canvas, (o, o), (o + width, o), 255, pen, cv2.LINE_AA)
+    cv2.line(canvas, (o + width, o), (o + width // 4, o + height), 255, pen, cv2.LINE_AA)
+    return canvas
+
+
+def test_output_follows_mnist_conventions():
+    out = crop_to_input(_draw_seven(120, 8))
+    assert out.shape == (INPUT_SIZE, INPUT_SIZE) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    ys, xs = np.nonzero(out > 0.05)
+    assert max(np.ptp(ys), np.ptp(xs)) + 1 <= FIT_SIZE + 1  # fitted in 20×20
+    rows, cols = np.indices(out.shape)
+    centre = ((rows * out).sum() / out.sum(), (cols * out).sum() / out.sum())
+    assert np.allclose(centre, (14, 14), atol=1.0)  # centred by centre of mass
+
+
+def test_thin_scan_and_thick_canvas_strokes_look_alike():
+    thin = crop_to_input(_draw_seven(40, 1))
+    canvas = crop_to_input(_draw_seven(300, 10))
+    tablet = crop_to_input(_draw_seven(48, 3))
+    # Same symbol, pens from 1 px to 10 px: the inputs differ by little, and ink amounts match.
+    for other in (canvas, tablet):
+        assert np.abs(thin - other).mean() < 0.06
+        assert abs(thin.sum() - other.sum()) / thin.sum() < 0.2
+
+
+def test_dtype_and_scale_do_not_matter():
+    crop = _draw_seven(80, 5)
+    np.testing.assert_allclose(crop_to_input(crop), crop_to_input(crop.astype(np.float32) / 255.0), atol=1e-6)
+    np.testing.assert_allclose(crop_to_input(crop), crop_to_input(crop > 127), atol=1e-6)
+
+
+def test_empty_crop_gives_zeros_and_batches_stack():
+    assert not crop_to_input(np.zeros((10, 10), np.uint8)).any()
+    batch = crops_to_batch([_draw_seven(50, 3), np.zeros((5, 5), np.uint8)])
+    assert batch.shape == (2, 28, 28, 1)
+
+
+def test_a_short_minus_survives():
+    minus = np.zeros((9, 40), np.uint8)
+    minus[4, 3:37] = 255
+    out = crop_to_input(minus)
+    ys, xs = np.nonzero(out > 0.3)
+    assert np.ptp(xs) >= FIT_SIZE - 2 and np.ptp(ys) <= 4
+
+
+@settings(deadline=None)
+@given(
+    height=st.integers(1, 300),
+    width=st.integers(1, 300),
+    seed=st.integers(0, 2**32 - 1),
+    density=st.floats(0.0, 1.0),
+)
+def test_any_crop_gives_a_valid_input(height, width, seed, density):
+    rng = np.random.default_rng(seed)
+    crop = (rng.random((height, width)) < density).astype(np.uint8) * 255
+    out = crop_to_input(crop)
+    assert out.shape == (28, 28) and np.isfinite(out).all()
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert out.any() == bool(crop.any())
+
+
+def test_a_crop_must_be_two_dimensional():
+    with pytest.raises(ValueError, match="2-D"):
+        crop_to_input(np.zeros((4, 4, 3)))

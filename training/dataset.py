@@ -1,0 +1,209 @@
+"""Build the training, validation and test sets, and cache them.
+
+- Digits are real MNIST (see :mod:`training.mnist`), split by a fixed seed into
+  train / val / test before anything else happens. Only the train split is
+  augmented (affine, elastic, scan-like ink, and the flag/base ``1`` and
+  crossed ``7`` styles); the test split is never trained on.
+- Extra digits in other countries' styles, and all operators, parentheses and
+  ``=``, come from the stroke generator (:mod:`training.strokes`). Each split
+  uses its own seeds, so test glyphs are never seen in training.
+- Every sample goes through :func:`workers.pipeline.preprocess.crop_to_input`,
+  the function inference uses.
+
+The result is cached under ``data/cache/`` keyed by a hash of the config, the
+MNIST file and the source of the modules that draw and preprocess, so a change
+to any of them rebuilds it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from training import mnist, strokes
+from workers.pipeline import preprocess
+from workers.pipeline.symbols import CLASS_INDEX, CLASSES, DIGITS, OPERATORS
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    seed: int = 20261125
+    mnist_val_fraction: float = 0.1
+    mnist_test_fraction: float = 0.2
+    mnist_augmented_copies: int = 3
+    generated_digits_per_class: dict = None  # per split
+    generated_operators_per_class: dict = None  # per split
+    workers: int = 2
+
+    def __post_init__(self):
+        if self.generated_digits_per_class is None:
+            object.__setattr__(self, "generated_digits_per_class", {"train": 2500, "val": 150, "test": 300})
+        if self.generated_operators_per_class is None:
+            object.__setattr__(self, "generated_operators_per_class", {"train": 3500, "val": 300, "test": 600})
+
+    @classmethod
+    def small(cls) -> "DatasetConfig":
+        """A tiny set for tests of the training machinery."""
+        return cls(
+            mnist_augmented_copies=0,
+            generated_digits_per_class={"train": 10, "val": 4, "test": 4},
+            generated_operators_per_class={"train": 40, "val": 8, "test": 8},
+        )
+
+
+def split_mnist(labels: np.ndarray, config: DatasetConfig) -> dict[str, np.ndarray]:
+    """Stratified, seeded split of MNIST indices into train / val / test."""
+    rng = np.random.default_rng(config.seed)
+    parts = {name: [] for name in SPLITS}
+    for digit in range(10):
+        index = rng.permutation(np.nonzero(labels == digit)[0])
+        n_test = int(round(len(index) * config.mnist_test_fraction))
+        n_val = int(round(len(index) * config.mnist_val_fraction))
+        parts["test"].append(index[:n_test])
+        parts["val"].append(index[n_test : n_test + n_val])
+        parts["train"].append(index[n_test + n_val :])
+    return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
+
+
+def augment_mnist(image: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:
+    """One augmented copy of a real MNIST digit, as an ink-bright crop."""
+    big = cv2.resize(image, (84, 84), interpolation=cv2.INTER_CUBIC)
+    if label in (1, 7) and rng.random() < 0.5:
+        big = strokes.add_style_to_mnist(big, label, rng)
+    angle = rng.uniform(-10, 10)
+    shear = rng.uniform(-0.3, 0.3)
+    aspect = math.exp(rng.uniform(-0.2, 0.2))
+    rotation = cv2.getRotationMatrix2D((42, 42), angle, 1.0)
+    linear = rotation[:, :2] @ np.array([[1.0, shear], [0.0, 1.0]]) @ np.diag([aspect, 1 / aspect])
+    offset = np.array([42, 42]) - linear @ np.array([42, 42])
+    big = cv2.warpAffine(big, np.hstack([linear, offset[:, None]]), (84, 84), flags=cv2.INTER_LINEAR)
+    big = strokes.elastic(big, rng, alpha=rng.uniform(0, 2.5), sigma=6)
+    if rng.random() < 0.2:
+        small = cv2.resize(big, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
+        big = strokes.scan_like(small, rng)
+    return big
+
+
+def _generated_chunk(args: tuple[str, int, int]) -> np.ndarray:
+    symbol, count, seed = args
+    rng = np.random.default_rng(seed)
+    return np.stack([to_uint8(preprocess.crop_to_input(strokes.render_symbol(symbol, rng))) for _ in range(count)])
+
+
+def _mnist_chunk(args: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
+    images, labels, seed = args
+    rng = np.random.default_rng(seed)
+    return np.stack([to_uint8(preprocess.crop_to_input(augment_mnist(img, int(lab), rng))) for img, lab in zip(images, labels)])
+
+
+def _plain_chunk(images: np.ndarray) -> np.ndarray:
+    return np.stack([to_uint8(preprocess.crop_to_input(image)) for image in images])
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Store model inputs compactly; :func:`to_float` restores them exactly enough."""
+    return np.round(image * 255).astype(np.uint8)
+
+
+def to_float(images: np.ndarray) -> np.ndarray:
+    return (images.astype(np.float32) / 255.0)[..., None]
+
+
+def _seed(config: DatasetConfig, *parts) -> int:
+    text = json.dumps([config.seed, *parts])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+def build(config: DatasetConfig, mnist_source: Path | None = None) -> dict[str, np.ndarray]:
+    """Build every split. Returns arrays x_<split> (uint8 [N,28,28]), y_<split>, src_<split>."""
+    images, labels = mnist.load_digits(mnist_source)
+    index = split_mnist(labels, config)
+    out: dict[str, np.ndarray] = {}
+    with ProcessPoolExecutor(max_workers=config.workers) as pool:
+        for split in SPLITS:
+            xs, ys, sources = [], [], []
+            split_images, split_labels = images[index[split]], labels[index[split]]
+            xs.append(np.concatenate(list(pool.map(_plain_chunk, np.array_split(split_images, 8)))))
+            ys.append(split_labels)
+            sources.append(np.full(len(split_labels), "mnist"))
+            if split == "train":
+                for copy in range(config.mnist_augmented_copies):
+                    jobs = [
+                        (chunk_x, chunk_y, _seed(config, "mnist-aug", copy, n))
+                        for n, (chunk_x, chunk_y) in enumerate(
+                            zip(np.array_split(split_images, 16), np.array_split(split_labels, 16))
+                        )
+                    ]
+                    xs.append(np.concatenate(list(pool.map(_mnist_chunk, jobs))))
+                    ys.append(split_labels)
+                    sources.append(np.full(len(split_labels), "mnist-augmented"))
+            for symbols, per_class, source in (
+                (DIGITS, config.generated_digits_per_class[split], "generated-digit"),
+                (OPERATORS, config.generated_operators_per_class[split], "generated-operator"),
+            ):
+                jobs = []
+                for symbol in symbols:
+                    chunk = max(1, math.ceil(per_class / 4))
+                    for n, start in enumerate(range(0, per_class, chunk)):
+                        jobs.append((symbol, min(chunk, per_class - start), _seed(config, split, symbol, n)))
+                for (symbol, count, _), block in zip(jobs, pool.map(_generated_chunk, jobs)):
+                    xs.append(block)
+                    ys.append(np.full(count, CLASS_INDEX[symbol], dtype=np.uint8))
+                    sources.append(np.full(count, source))
+            out[f"x_{split}"] = np.concatenate(xs)
+            out[f"y_{split}"] = np.concatenate(ys).astype(np.uint8)
+            out[f"src_{split}"] = np.concatenate(sources).astype("U24")
+    return out
+
+
+def cache_key(config: DatasetConfig, mnist_file: Path) -> str:
+    digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode())
+    digest.update(mnist.sha256_of(mnist_file).encode())
+    for module in (strokes, preprocess, mnist):
+        digest.update(Path(module.__file__).read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def load_or_build(config: DatasetConfig, mnist_source: Path | None = None, cache_dir: Path = mnist.CACHE_DIR) -> tuple[dict, dict]:
+    """Return (arrays, provenance). Provenance holds sizes and checksums for the model version."""
+    mnist_file = Path(mnist_source) if mnist_source else mnist.fetch_npm_digits()
+    key = cache_key(config, mnist_file) if mnist_file.is_file() else None
+    cached = cache_dir / f"dataset-{key}.npz" if key else None
+    if cached is not None and cached.exists():
+        with np.load(cached) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    else:
+        arrays = build(config, mnist_file)
+        if cached is not None:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_suffix(".partial.npz")
+            np.savez_compressed(partial, **arrays)
+            partial.replace(cached)
+    provenance = {
+        "config": asdict(config),
+        "cache_key": key,
+        "mnist_source": str(mnist_source) if mnist_source else mnist.NPM_PACKAGE,
+        "mnist_sha256": mnist.sha256_of(mnist_file) if mnist_file.is_file() else None,
+        "sizes": {
+            split: {
+                "total": int(len(arrays[f"y_{split}"])),
+                "by_source": {s: int(n) for s, n in zip(*np.unique(arrays[f"src_{split}"], return_counts=True))},
+                "by_class": {CLASSES[c]: int(n) for c, n in zip(*np.unique(arrays[f"y_{split}"], return_counts=True))},
+            }
+            for split in SPLITS
+        },
+        "sha256": {
+            split: hashlib.sha256(arrays[f"x_{split}"].tobytes() + arrays[f"y_{split}"].tobytes()).hexdigest()
+            for split in SPLITS
+        },
+    }
+    return arrays, provenance

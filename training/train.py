@@ -1,0 +1,252 @@
+"""Train the symbol classifier offline and write a NEW model version folder.
+
+    python -m training.train                 # full run (about 15 minutes on 2 cores)
+    python -m training.train --resume RUN    # continue an interrupted run
+    python -m training.train --small         # a tiny run that only checks the machinery
+
+Reads top to bottom: prepare the data, build the model, train (checkpointing
+every epoch), evaluate on held-out data and on real handwriting, write the
+version folder with its provenance and report. It never overwrites a version.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from training import dataset, validate_real
+from workers.pipeline.preprocess import PREPROCESS_CONFIG
+from workers.pipeline.symbols import CLASSES, DISPLAY, NUM_CLASSES
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RUNS_DIR = REPO_ROOT / "data" / "runs"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=14)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("TF_NUM_THREADS", "0")), help="TF threads (0: all cores)")
+    parser.add_argument("--mnist", type=Path, help="full MNIST: a folder of IDX files or a Keras mnist.npz")
+    parser.add_argument("--small", action="store_true", help="tiny data set and 1 epoch: checks the machinery only")
+    parser.add_argument("--resume", metavar="RUN", help="continue the run with this id from its last epoch")
+    parser.add_argument("--models-dir", type=Path, help="registry root (default: $MODELS_DIR or models/)")
+    parser.add_argument("--promote", action="store_true", help="make the new version ACTIVE")
+    parser.add_argument("--real-data", type=Path, default=validate_real.DEFAULT_DATA, help="CROHME validation folder")
+    return parser.parse_args(argv)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def cosine_schedule(base: float, epochs: int):
+    """Learning rate by epoch: a pure function of the epoch, so --resume continues it exactly."""
+    def rate(epoch: int, _current: float) -> float:
+        return float(base * 0.5 * (1 + np.cos(np.pi * epoch / max(1, epochs))) + base * 0.01)
+    return rate
+
+
+def predict(model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    return np.concatenate([model(x[i : i + batch_size], training=False).numpy() for i in range(0, len(x), batch_size)])
+
+
+def held_out_metrics(model, arrays: dict) -> tuple[dict, np.ndarray, np.ndarray]:
+    x, y, sources = dataset.to_float(arrays["x_test"]), arrays["y_test"], arrays["src_test"]
+    predicted = predict(model, x).argmax(axis=1)
+    metrics = {"accuracy": float((predicted == y).mean()), "n": int(len(y))}
+    for source in np.unique(sources):
+        mask = sources == source
+        metrics[f"{source.replace('-', '_')}_accuracy"] = float((predicted[mask] == y[mask]).mean())
+    metrics["per_class"] = {CLASSES[c]: float((predicted[y == c] == c).mean()) for c in range(NUM_CLASSES) if (y == c).any()}
+    return metrics, y, predicted
+
+
+def write_confusion_png(y: np.ndarray, predicted: np.ndarray, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    labels = [DISPLAY.get(c, c) for c in CLASSES]
+    figure, axes = plt.subplots(figsize=(9, 8))
+    ConfusionMatrixDisplay.from_predictions(
+        y, predicted, labels=list(range(NUM_CLASSES)), display_labels=labels, ax=axes, colorbar=False, cmap="Blues"
+    )
+    axes.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def write_report(folder: Path, version: str, metrics: dict, provenance: dict) -> None:
+    test = metrics["test"]
+    lines = [
+        f"# Model {version}",
+        "",
+        f"Trained {provenance['finished_at']} in {provenance['wall_time_s'] / 60:.1f} min, commit `{provenance['git_commit']}`.",
+        f"Command: `{provenance['command']}`",
+        "",
+        "## Held-out data (never trained on)",
+        "",
+        "| set | accuracy |",
+        "|---|---|",
+    ]
+    for key, value in sorted(test.items()):
+        if key.endswith("accuracy"):
+            lines.append(f"| {key.removesuffix('_accuracy') if key != 'accuracy' else 'all'} | {value:.2%} |")
+    lines += ["", "![confusion matrix on the held-out test split](confusion.png)", ""]
+    real = metrics.get("real_handwriting")
+    if real:
+        lines += [
+            "## Real handwriting (CROHME symbols, validation only)",
+            "",
+            "Writers split in two fixed halves; decisions were tuned on one, figures are reported on the other.",
+            "",
+            validate_real.format_report(real),
+            "",
+            "Most frequent confusions on the report half: "
+            + ", ".join(f"`{k}` {v}" for k, v in real["report"]["top_confusions"].items()),
+            "",
+        ]
+    (folder / "report.md").write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from models import registry
+    from training.model import build_model
+
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    keras.utils.set_random_seed(args.seed)
+    epochs = 1 if args.small else args.epochs
+
+    # 1. Data: real MNIST + generated symbols, all through the shared preprocessing.
+    config = dataset.DatasetConfig.small() if args.small else dataset.DatasetConfig()
+    print("preparing data ...", flush=True)
+    arrays, data_provenance = dataset.load_or_build(config, args.mnist)
+    x_train, y_train = dataset.to_float(arrays["x_train"]), arrays["y_train"]
+    x_val, y_val = dataset.to_float(arrays["x_val"]), arrays["y_val"]
+    print(f"train {len(y_train)}  val {len(y_val)}  test {len(arrays['y_test'])}", flush=True)
+    # Balanced weights correct the digit/operator imbalance of the mix.
+    present = np.unique(y_train)
+    weights = compute_class_weight("balanced", classes=present, y=y_train)
+    class_weight = {int(c): float(w) for c, w in zip(present, weights)}
+
+    # 2. Model.
+    model = build_model()
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=["accuracy"],
+    )
+
+    # 3. Train, checkpointing every epoch so that --resume can continue.
+    run_id = args.resume or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_dir = RUNS_DIR / run_id
+    if args.resume and not run_dir.exists():
+        print(f"error: no run {run_id!r} under {RUNS_DIR}", file=sys.stderr)
+        return 2
+    run_dir.mkdir(parents=True, exist_ok=True)
+    print(f"run {run_id}: checkpoints in {run_dir}", flush=True)
+    model.fit(
+        x_train,
+        y_train,
+        validation_data=(x_val, y_val),
+        epochs=epochs,
+        batch_size=args.batch_size,
+        class_weight=class_weight,
+        shuffle=True,
+        verbose=1 if sys.stdout.isatty() else 2,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+            keras.callbacks.ModelCheckpoint(str(run_dir / "last.keras")),
+            keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+            keras.callbacks.LearningRateScheduler(cosine_schedule(args.learning_rate, epochs)),
+        ],
+    )
+
+    # 4. Evaluate on held-out data and on real handwriting.
+    test_metrics, y_test, predicted = held_out_metrics(model, arrays)
+    print("held-out test: " + json.dumps({k: round(v, 4) for k, v in test_metrics.items() if k.endswith("accuracy")}), flush=True)
+    metrics = {"test": test_metrics, "validation_accuracy": float((predict(model, x_val).argmax(1) == y_val).mean())}
+    if (args.real_data / "symbols" / "manifest.csv").exists():
+        print("validating on real handwriting ...", flush=True)
+        real = validate_real.evaluate(lambda b: model(b, training=False).numpy(), validate_real.load_symbols(args.real_data))
+        metrics["real_handwriting"] = real
+        print(validate_real.format_report(real), flush=True)
+
+    # 5. Write the new version folder (never an existing one).
+    root = args.models_dir or registry.models_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    version = registry.next_version_name(root)
+    staging = root / f".{version}.partial"
+    staging.mkdir()
+    # Ship weights only: a fresh, uncompiled copy carries no optimizer state.
+    serving = build_model()
+    serving.set_weights(model.get_weights())
+    serving.save(staging / "model.keras")
+    (staging / "labels.json").write_text(json.dumps({"classes": list(CLASSES), "display": DISPLAY}, indent=2))
+    provenance = {
+        "version": version,
+        "command": shlex.join([sys.executable.rsplit("/", 1)[-1], "-m", "training.train", *(argv if argv is not None else sys.argv[1:])]),
+        "git_commit": git_commit(),
+        "run_id": run_id,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_time_s": round(time.time() - started, 1),
+        "hyperparameters": {
+            "epochs": epochs,
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            "seed": args.seed,
+            "class_weight": class_weight,
+        },
+        "preprocess": PREPROCESS_CONFIG,
+        "dataset": data_provenance,
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+        },
+        "parameters": int(model.count_params()),
+    }
+    (staging / "config.json").write_text(json.dumps(provenance, indent=2))
+    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_confusion_png(y_test, predicted, staging / "confusion.png", f"{version}: held-out test split")
+    write_report(staging, version, metrics, provenance)
+    staging.rename(root / version)  # fails rather than overwrite: the name was free above
+    print(f"wrote {root / version} ({(root / version / 'model.keras').stat().st_size / 1e6:.2f} MB)", flush=True)
+    if args.promote:
+        registry.promote(version, root)
+        print(f"promoted {version}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
