@@ -110,20 +110,33 @@ def promote(version: str, root: Path | None = None) -> str:
     return previous
 
 
+def promotion_stack(root: Path | None = None) -> list[str]:
+    """Versions promoted and not rolled back, oldest first: replaying HISTORY."""
+    stack: list[str] = []
+    for entry in history(root):
+        if entry["action"] == "promote":
+            stack.append(entry["version"])
+        elif entry["action"] == "rollback" and stack:
+            stack.pop()
+    return stack
+
+
 def rollback(root: Path | None = None) -> str:
-    """Point ACTIVE back at the version active before the current one. Returns it."""
+    """Point ACTIVE back at the version promoted before the current one. Returns it.
+
+    Rollbacks undo promotions one by one, so two rollbacks after three
+    promotions land on the first version, never back and forth.
+    """
     root = root or models_dir()
     current = _current(root)
-    # Walk the history backwards: the newest entry that made `current` active
-    # tells what was active before it.
-    for entry in reversed(history(root)):
-        if entry["version"] == current and entry["previous"]:
-            target = entry["previous"]
-            version_dir(target, root)
-            _write_atomically(root / "ACTIVE", target + "\n")
-            _record(root, "rollback", target, current)
-            return target
-    raise RegistryError(f"nothing to roll back to: {current} has no earlier version in HISTORY")
+    stack = promotion_stack(root)
+    if len(stack) < 2:
+        raise RegistryError(f"nothing to roll back to: {current} is the earliest promotion in HISTORY")
+    target = stack[-2]
+    version_dir(target, root)
+    _write_atomically(root / "ACTIVE", target + "\n")
+    _record(root, "rollback", target, current)
+    return target
 
 
 def describe(version: str, root: Path | None = None) -> dict:

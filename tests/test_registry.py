@@ -42,13 +42,15 @@ def test_promote_and_rollback_walk_the_history(root):
     with pytest.raises(registry.RegistryError, match="no ACTIVE"):
         registry.active_version(root)
     registry.promote("v0001", root)
+    registry.promote("v0002", root)
     registry.promote("v0003", root)
     assert registry.active_version(root) == "v0003"
+    assert registry.rollback(root) == "v0002"
     assert registry.rollback(root) == "v0001"
     assert registry.active_version(root) == "v0001"
     with pytest.raises(registry.RegistryError, match="nothing to roll back"):
         registry.rollback(root)
-    assert [e["action"] for e in registry.history(root)] == ["promote", "promote", "rollback"]
+    assert [e["action"] for e in registry.history(root)] == ["promote", "promote", "promote", "rollback", "rollback"]
 
 
 def test_promoting_an_unknown_version_changes_nothing(root):

@@ -50,6 +50,10 @@ class DatasetConfig:
             object.__setattr__(self, "generated_operators_per_class", {"train": 3500, "val": 300, "test": 600})
 
     @classmethod
+    def from_dict(cls, values: dict) -> "DatasetConfig":
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
+    @classmethod
     def small(cls) -> "DatasetConfig":
         """A tiny set for tests of the training machinery."""
         return cls(
@@ -122,13 +126,13 @@ def _seed(config: DatasetConfig, *parts) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
 
 
-def build(config: DatasetConfig, mnist_source: Path | None = None) -> dict[str, np.ndarray]:
-    """Build every split. Returns arrays x_<split> (uint8 [N,28,28]), y_<split>, src_<split>."""
+def build(config: DatasetConfig, mnist_source: Path | None = None, splits: tuple[str, ...] = SPLITS) -> dict[str, np.ndarray]:
+    """Build the splits. Returns arrays x_<split> (uint8 [N,28,28]), y_<split>, src_<split>."""
     images, labels = mnist.load_digits(mnist_source)
     index = split_mnist(labels, config)
     out: dict[str, np.ndarray] = {}
     with ProcessPoolExecutor(max_workers=config.workers) as pool:
-        for split in SPLITS:
+        for split in splits:
             xs, ys, sources = [], [], []
             split_images, split_labels = images[index[split]], labels[index[split]]
             xs.append(np.concatenate(list(pool.map(_plain_chunk, np.array_split(split_images, 8)))))

@@ -33,7 +33,7 @@ RUNS_DIR = REPO_ROOT / "data" / "runs"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=14)
+    parser.add_argument("--epochs", type=int, help="default: 12, or 1 with --small")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=1234)
@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mnist", type=Path, help="full MNIST: a folder of IDX files or a Keras mnist.npz")
     parser.add_argument("--small", action="store_true", help="tiny data set and 1 epoch: checks the machinery only")
     parser.add_argument("--resume", metavar="RUN", help="continue the run with this id from its last epoch")
+    parser.add_argument("--runs-dir", type=Path, default=RUNS_DIR, help="where checkpoints of runs live")
     parser.add_argument("--models-dir", type=Path, help="registry root (default: $MODELS_DIR or models/)")
     parser.add_argument("--promote", action="store_true", help="make the new version ACTIVE")
     parser.add_argument("--real-data", type=Path, default=validate_real.DEFAULT_DATA, help="CROHME validation folder")
@@ -132,6 +133,12 @@ def write_report(folder: Path, version: str, metrics: dict, provenance: dict) ->
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.time()
+    commit = git_commit()  # the code as it was when training began
+    run_id = args.resume or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + f"{os.getpid()}"
+    run_dir = args.runs_dir / run_id
+    if args.resume and not run_dir.exists():
+        print(f"error: no run {run_id!r} under {args.runs_dir}", file=sys.stderr)
+        return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
@@ -144,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(args.seed)
-    epochs = 1 if args.small else args.epochs
+    epochs = args.epochs or (1 if args.small else 12)
 
     # 1. Data: real MNIST + generated symbols, all through the shared preprocessing.
     config = dataset.DatasetConfig.small() if args.small else dataset.DatasetConfig()
@@ -167,11 +174,6 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # 3. Train, checkpointing every epoch so that --resume can continue.
-    run_id = args.resume or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    run_dir = RUNS_DIR / run_id
-    if args.resume and not run_dir.exists():
-        print(f"error: no run {run_id!r} under {RUNS_DIR}", file=sys.stderr)
-        return 2
     run_dir.mkdir(parents=True, exist_ok=True)
     print(f"run {run_id}: checkpoints in {run_dir}", flush=True)
     model.fit(
@@ -215,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     provenance = {
         "version": version,
         "command": shlex.join([sys.executable.rsplit("/", 1)[-1], "-m", "training.train", *(argv if argv is not None else sys.argv[1:])]),
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "run_id": run_id,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "wall_time_s": round(time.time() - started, 1),

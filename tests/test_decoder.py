@@ -1,0 +1,69 @@
+"""The grammar-constrained decoder, on made-up top-k lists and lattices."""
+import itertools
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from workers.pipeline.decoder import Edge, decode, greedy_reading
+from workers.pipeline.grammar import accepts
+
+ALPHABET = "0123456789+-*()="
+
+
+def _chain(columns):
+    return [Edge(i, i + 1, tuple(column)) for i, column in enumerate(columns)]
+
+
+def test_grammar_overrides_a_confident_but_impossible_symbol():
+    # The model thinks the last symbol is '+' (0.6) but '1' (0.4) makes the only valid line.
+    columns = [[("7", 0.99)], [("*", 0.9), ("+", 0.1)], [("8", 0.95)], [("+", 0.6), ("1", 0.4)]]
+    reading = decode(_chain(columns), 5)
+    assert reading.text == "7*81"
+    assert math.isclose(reading.probability, 0.99 * 0.9 * 0.95 * 0.4)
+    assert greedy_reading(_chain(columns), 5).text == "7*8+"
+
+
+def test_segmentation_alternatives_compete():
+    # Components 0,1 may be one '=' (merge edge) or two '-' symbols.
+    edges = _chain([[("3", 0.9)], [("-", 0.9)], [("-", 0.9)], [("3", 0.9)]])
+    edges.append(Edge(1, 3, (("=", 0.95),), penalty=math.log(0.95)))  # 0.9025 > 0.9 * 0.9
+    assert decode(edges, 5).text == "3=3"  # '3--3' is grammatical too, but less probable
+    edges[-1] = Edge(1, 3, (("=", 0.5),), penalty=math.log(0.5))
+    assert decode(edges, 5).text == "3--3"
+
+
+def test_no_grammatical_reading_gives_none():
+    assert decode(_chain([[("+", 0.9), ("*", 0.1)]]), 2) is None
+
+
+columns_strategy = st.lists(
+    st.lists(st.tuples(st.sampled_from(ALPHABET), st.floats(0.001, 1.0)), min_size=1, max_size=3, unique_by=lambda t: t[0]),
+    min_size=1,
+    max_size=6,
+)
+
+
+@given(columns_strategy)
+def test_decoder_finds_the_most_probable_grammatical_reading(columns):
+    columns = [sorted(c, key=lambda t: -t[1]) for c in columns]
+    best_text, best_score = None, -math.inf
+    for combo in itertools.product(*columns):
+        text = "".join(symbol for symbol, _ in combo)
+        score = sum(math.log(p) for _, p in combo)
+        if accepts(text) and score > best_score + 1e-12:
+            best_text, best_score = text, score
+    reading = decode(_chain(columns), len(columns) + 1, beam_width=1000)
+    if best_text is None:
+        assert reading is None
+    else:
+        assert accepts(reading.text)
+        assert math.isclose(reading.log_probability, best_score, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@given(columns_strategy)
+def test_default_beam_always_returns_grammatical_text(columns):
+    reading = decode(_chain(columns), len(columns) + 1)
+    if reading is not None:
+        assert accepts(reading.text)
+        assert len(reading.edges) == len(reading.probabilities) == len(reading.text)

@@ -1,0 +1,73 @@
+"""The stroke generator draws every class in every style, and the data splits are honest."""
+import numpy as np
+import pytest
+
+from training import dataset, mnist, strokes
+from workers.pipeline.preprocess import crop_to_input
+from workers.pipeline.symbols import CLASSES
+
+
+@pytest.mark.parametrize("symbol", CLASSES)
+def test_every_symbol_and_style_draws_ink(symbol):
+    for style in strokes.STYLES[symbol]:
+        for seed in range(5):
+            rng = np.random.default_rng(seed)
+            for scan in (False, True):
+                image = strokes.render_strokes(style(rng), rng, scan=scan)
+                assert image.dtype == np.uint8 and image.ndim == 2
+                assert (image > 127).sum() > 5, (symbol, style.__name__, seed, scan)
+                assert crop_to_input(image).sum() > 3
+
+
+def test_generation_is_reproducible_per_seed():
+    a = strokes.render_symbol("7", np.random.default_rng(42))
+    b = strokes.render_symbol("7", np.random.default_rng(42))
+    c = strokes.render_symbol("7", np.random.default_rng(43))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape != c.shape or not np.array_equal(a, c)
+
+
+def test_scan_like_ink_is_binarised_and_speck_free():
+    rng = np.random.default_rng(3)
+    image = strokes.render_symbol("+", rng, scan=True)
+    assert set(np.unique(image)) <= {0, 255}
+
+
+def test_styles_cover_the_variants_the_brief_names():
+    names = {symbol: {fn.__name__ for fn in fns} for symbol, fns in strokes.STYLES.items()}
+    assert {"_one_flag", "_one_base"} <= names["1"]
+    assert "_four_open" in names["4"]
+    assert {"_times_cross", "_times_star", "_times_letter_x"} <= names["*"]
+
+
+def test_mnist_gets_flags_bases_and_crossbars():
+    images, labels = mnist.load_digits()
+    rng = np.random.default_rng(0)
+    seven = images[np.nonzero(labels == 7)[0][0]]
+    big = np.kron(seven, np.ones((3, 3), np.uint8))
+    crossed = strokes.add_style_to_mnist(big, 7, rng)
+    assert (crossed > 127).sum() > (big > 127).sum()
+
+
+def test_mnist_split_is_stratified_disjoint_and_fixed():
+    _, labels = mnist.load_digits()
+    config = dataset.DatasetConfig()
+    first, second = dataset.split_mnist(labels, config), dataset.split_mnist(labels, config)
+    for name in dataset.SPLITS:
+        np.testing.assert_array_equal(first[name], second[name])
+    train, val, test = (set(first[n].tolist()) for n in dataset.SPLITS)
+    assert not (train & test) and not (train & val) and not (val & test)
+    assert len(train) + len(val) + len(test) == len(labels)
+    test_counts = np.bincount(labels[first["test"]], minlength=10)
+    assert np.allclose(test_counts / test_counts.sum(), np.bincount(labels) / len(labels), atol=0.01)
+
+
+def test_small_dataset_builds_with_provenance(tmp_path):
+    arrays, provenance = dataset.load_or_build(dataset.DatasetConfig.small(), cache_dir=tmp_path)
+    assert set(np.unique(arrays["y_train"])) == set(range(len(CLASSES)))
+    assert provenance["mnist_sha256"] and provenance["sha256"]["test"]
+    assert provenance["sizes"]["test"]["by_source"]["mnist"] == 2000
+    # A second call reads the cache and gives identical arrays.
+    again, _ = dataset.load_or_build(dataset.DatasetConfig.small(), cache_dir=tmp_path)
+    np.testing.assert_array_equal(arrays["x_train"], again["x_train"])
+    assert len(list(tmp_path.glob("dataset-*.npz"))) == 1

@@ -1,0 +1,97 @@
+"""Choose the most probable reading of a line that the grammar accepts.
+
+The segmenter gives a *lattice*: nodes are cut positions along the line, and
+each edge is one candidate symbol covering the ink between two cuts, with the
+classifier's top-k classes and probabilities. The plain reading is one edge per
+component; alternatives add edges that merge neighbours or split a component
+that may hold two touching symbols.
+
+A beam search walks the nodes left to right, extends every hypothesis by the
+candidates of each outgoing edge, and drops extensions the grammar's prefix
+automaton rejects. The best hypothesis that reaches the last node in an
+accepting state wins. Its probability is the product of its symbols'
+probabilities (and of any segmentation penalty).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from workers.pipeline import grammar
+
+_FLOOR = 1e-12  # a class the model gave no mass still has a finite cost
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One candidate symbol between two cut positions of the line."""
+
+    start: int
+    end: int
+    candidates: tuple[tuple[str, float], ...]  # (symbol, probability), best first
+    penalty: float = 0.0  # log-probability cost of this segmentation choice (<= 0)
+    segment: object = None  # what the caller needs to map a chosen edge back to ink
+
+
+@dataclass(frozen=True)
+class Reading:
+    text: str
+    log_probability: float
+    edges: tuple[Edge, ...]
+    probabilities: tuple[float, ...]
+
+    @property
+    def probability(self) -> float:
+        return math.exp(self.log_probability)
+
+
+@dataclass(order=True)
+class _Hypothesis:
+    score: float
+    text: str = field(compare=False)
+    state: tuple = field(compare=False)
+    edges: tuple = field(compare=False, default=())
+    probabilities: tuple = field(compare=False, default=())
+
+
+def greedy_reading(edges: list[Edge], node_count: int) -> Reading:
+    """The top-1 symbol of each default edge, grammar or not: what the model saw first."""
+    by_start = {}
+    for edge in edges:
+        if edge.penalty == 0.0 and edge.end == edge.start + 1:
+            by_start.setdefault(edge.start, edge)
+    chosen = [by_start[i] for i in range(node_count - 1) if i in by_start]
+    text = "".join(edge.candidates[0][0] for edge in chosen)
+    probabilities = tuple(edge.candidates[0][1] for edge in chosen)
+    log_p = sum(math.log(max(p, _FLOOR)) for p in probabilities)
+    return Reading(text, log_p, tuple(chosen), probabilities)
+
+
+def decode(edges: list[Edge], node_count: int, beam_width: int = 64, top_k: int = 4) -> Reading | None:
+    """The most probable grammatical reading from node 0 to node ``node_count - 1``, or None."""
+    outgoing: dict[int, list[Edge]] = {}
+    for edge in edges:
+        outgoing.setdefault(edge.start, []).append(edge)
+    beams: dict[int, dict[tuple, _Hypothesis]] = {0: {("", grammar.START): _Hypothesis(0.0, "", grammar.START)}}
+    for node in range(node_count - 1):
+        current = sorted(beams.pop(node, {}).values(), reverse=True)[:beam_width]
+        for hypothesis in current:
+            for edge in outgoing.get(node, ()):
+                for symbol, probability in edge.candidates[:top_k]:
+                    state = grammar.advance(hypothesis.state, symbol)
+                    if state is None:
+                        continue
+                    score = hypothesis.score + math.log(max(probability, _FLOOR)) + edge.penalty
+                    text = hypothesis.text + symbol
+                    # Hypotheses with the same text and state are interchangeable: keep the best.
+                    key = (text, state)
+                    bucket = beams.setdefault(edge.end, {})
+                    if key not in bucket or bucket[key].score < score:
+                        bucket[key] = _Hypothesis(
+                            score, text, state, hypothesis.edges + (edge,), hypothesis.probabilities + (probability,)
+                        )
+    finals = [h for h in beams.get(node_count - 1, {}).values() if grammar.is_complete(h.state)]
+    if not finals:
+        return None
+    best = max(finals)
+    return Reading(best.text, best.score, best.edges, best.probabilities)
