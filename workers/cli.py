@@ -1,0 +1,90 @@
+"""Read handwritten arithmetic from image files on the command line.
+
+    python -m workers.cli solve IMAGE... [--json] [--explain DIR] [--model VERSION] [--threads N]
+
+With --json it prints ONE JSON array, one record per input file in input order:
+{"file", "lines": [{"expression", "value", "answer", "correct", "confidence",
+"symbols": [{"box", "top3"}]}], "error": {"code", "message", "best_reading"} | null}.
+One bad file never stops the others; the exit code is 1 when any file failed,
+and it is set only after every file is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from workers.pipeline.errors import RecognitionError
+
+
+def solve_file(path: Path, classifier, explain_dir: Path | None) -> dict:
+    from workers.pipeline import explain
+    from workers.pipeline.recognize import recognize
+
+    record = {"file": str(path), "lines": [], "error": None}
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        record["error"] = {"code": "unreadable_file", "message": f"cannot read {path}: {error.strerror}", "best_reading": None}
+        return record
+    try:
+        result = recognize(data, classifier)
+    except RecognitionError as error:
+        record["error"] = {"code": error.code, "message": error.message, "best_reading": error.best_reading}
+        return record
+    page = result.as_dict()
+    record["lines"] = page["lines"]
+    record["model_version"] = page["model_version"]
+    if page["error"]:
+        record["error"] = {k: page["error"][k] for k in ("code", "message", "best_reading")}
+    if explain_dir is not None:
+        target = explain_dir / path.stem
+        target.mkdir(parents=True, exist_ok=True)
+        for name, png in explain.explain(result).items():
+            (target / f"{name}.png").write_bytes(png)
+    return record
+
+
+def _human(record: dict) -> str:
+    if record["error"] and not record["lines"]:
+        return f"{record['file']}: error {record['error']['code']}: {record['error']['message']}"
+    out = [f"{record['file']}:"]
+    for number, line in enumerate(record["lines"], 1):
+        if line["error"]:
+            out.append(f"  {number}. {line['expression']}  ? {line['error']['message']}")
+            continue
+        text = f"  {number}. {line['expression']} = {line['value']}"
+        if line["answer"] is not None:
+            text += f"   (written {line['answer']}: {'correct' if line['correct'] else 'wrong'})"
+        out.append(text + f"   [confidence {line['confidence']:.2f}]")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workers.cli", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    solve = commands.add_parser("solve", help="read and evaluate images")
+    solve.add_argument("images", nargs="+", type=Path)
+    solve.add_argument("--json", action="store_true", help="print one JSON array")
+    solve.add_argument("--explain", type=Path, metavar="DIR", help="write the step pictures under DIR/<image name>/")
+    solve.add_argument("--model", help="model version (default: ACTIVE)")
+    solve.add_argument("--threads", type=int, default=1, help="TensorFlow threads (default 1)")
+    args = parser.parse_args(argv)
+
+    from workers.pipeline.classify import SymbolClassifier
+
+    classifier = SymbolClassifier(args.model, threads=args.threads)
+    records = []
+    for path in args.images:
+        record = solve_file(path, classifier, args.explain)
+        records.append(record)
+        if not args.json:
+            print(_human(record), flush=True)
+    if args.json:
+        print(json.dumps(records, ensure_ascii=False, indent=1))
+    return 1 if any(r["error"] for r in records) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Pictures of every step, as PNG bytes: binarised page, boxes and lines, crops with top-3, result.
+
+These are what the web page shows under "how it was read"; they are drawn from
+a :class:`~workers.pipeline.recognize.PageResult` and cost nothing unless asked for.
+"""
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from workers.pipeline.page import rotate
+from workers.pipeline.symbols import DISPLAY
+
+LINE_COLOURS = [(0, 114, 178), (213, 94, 0), (0, 158, 115), (204, 121, 167), (230, 159, 0), (86, 180, 233)]
+"""Okabe-Ito colours: distinguishable with colour-blindness."""
+LOW_CONFIDENCE = 0.8
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def _shown(text: str) -> str:
+    # The built-in font has no ×: the pictures use a plain x, the web page the real sign.
+    return "".join(DISPLAY.get(c, c) for c in text).replace("×", "x")
+
+
+def binarised(result) -> bytes:
+    """The clean binary page, dark ink on white."""
+    return _png(Image.fromarray(255 - result.page.binary))
+
+
+def boxes(result) -> bytes:
+    """The (deskewed) input with each line's box and each symbol's box and label."""
+    ink = result.ink
+    if result.page.skew_degrees:
+        ink = rotate(ink, result.page.skew_degrees)
+    canvas = Image.fromarray(255 - ink).convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    scale = max(1, max(canvas.size) // 600)
+    font = _font(12 * scale)
+    for number, line in enumerate(result.lines):
+        colour = LINE_COLOURS[number % len(LINE_COLOURS)]
+        x, y, w, h = line.box
+        draw.rectangle([x - 4 * scale, y - 4 * scale, x + w + 4 * scale, y + h + 4 * scale], outline=colour, width=scale)
+        draw.text((x, max(0, y - 18 * scale)), f"line {number + 1}", fill=colour, font=font)
+        for symbol in line.symbols:
+            sx, sy, sw, sh = symbol.box
+            weak = symbol.probability < LOW_CONFIDENCE
+            draw.rectangle([sx, sy, sx + sw, sy + sh], outline=(220, 0, 0) if weak else colour, width=2 * scale if weak else scale)
+            draw.text((sx, sy + sh + 2), _shown(symbol.symbol), fill=colour, font=font)
+    return _png(canvas)
+
+
+def crops(result, columns: int = 8) -> bytes:
+    """Every symbol's 28×28 model input, enlarged, with its top-3 classes."""
+    symbols = [symbol for line in result.lines for symbol in line.symbols]
+    cell_w, cell_h, zoom = 120, 150, 3
+    rows = max(1, (len(symbols) + columns - 1) // columns)
+    sheet = Image.new("RGB", (cell_w * min(columns, max(1, len(symbols))), cell_h * rows), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = _font(13)
+    for index, symbol in enumerate(symbols):
+        left, top = (index % columns) * cell_w, (index // columns) * cell_h
+        tile = (255 - np.clip(symbol.crop * 255, 0, 255).astype(np.uint8))
+        tile = cv2.resize(tile, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+        sheet.paste(Image.fromarray(tile), (left + (cell_w - tile.shape[1]) // 2, top + 2))
+        for rank, (label, probability) in enumerate(symbol.top3):
+            colour = (0, 0, 0) if rank == 0 else (90, 90, 90)
+            draw.text((left + 8, top + 88 + rank * 19), f"{_shown(label)}  {probability:6.1%}", fill=colour, font=font)
+    return _png(sheet)
+
+
+def summary(result) -> bytes:
+    """The decoded expression of each line with its value and answer check."""
+    font = _font(28)
+    texts = []
+    for number, line in enumerate(result.lines):
+        if line.error is not None:
+            texts.append((f"{number + 1}.  {_shown(line.expression or '')}   ?  {line.error.message}", (180, 0, 0)))
+            continue
+        text = f"{number + 1}.  {_shown(line.expression)} = {line.value}"
+        colour = (0, 0, 0)
+        if line.answer is not None:
+            # Words, not ✓/✗: the built-in font has no check marks.
+            text += f"   written {line.answer}  {'right' if line.correct else 'wrong'}"
+            colour = (0, 120, 60) if line.correct else (190, 0, 0)
+        texts.append((text, colour))
+    width = max(400, 20 + max((int(font.getlength(t)) for t, _ in texts), default=0))
+    image = Image.new("RGB", (width, 20 + 44 * max(1, len(texts))), "white")
+    draw = ImageDraw.Draw(image)
+    for row, (text, colour) in enumerate(texts):
+        draw.text((10, 10 + 44 * row), text, fill=colour, font=font)
+    return _png(image)
+
+
+def explain(result) -> dict[str, bytes]:
+    """All step pictures, by name."""
+    return {"binarised": binarised(result), "boxes": boxes(result), "crops": crops(result), "summary": summary(result)}

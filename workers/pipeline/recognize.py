@@ -1,0 +1,175 @@
+"""Read an image of handwritten arithmetic: decode, clean, segment, classify, decode, evaluate.
+
+    result = recognize(image_bytes, classifier)            # a PageResult
+    result.as_dict()                                        # the CLI / API schema
+
+The classifier is called ONCE per page, on every candidate crop of every line
+(whole symbols and split proposals alike). Each line is then decoded under the
+grammar and evaluated exactly.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from workers.pipeline import decoder, grammar
+from workers.pipeline.errors import RecognitionError
+from workers.pipeline.imaging import decode_image
+from workers.pipeline.page import CleanPage, clean_page
+from workers.pipeline.preprocess import crops_to_batch
+from workers.pipeline.segment import Line as SegmentedLine
+from workers.pipeline.segment import Piece, find_lines
+from workers.pipeline.symbols import CLASSES
+
+TOP_K = 4
+"""Classes per symbol the decoder may choose from."""
+SPLIT_PRIOR = 0.35
+"""Prior probability that a wide group is really several touching symbols."""
+
+
+@dataclass
+class SymbolResult:
+    box: tuple[int, int, int, int]
+    symbol: str
+    probability: float
+    top3: list[tuple[str, float]]
+    crop: np.ndarray = field(repr=False)  # the 28×28 model input, for the pictures
+
+
+@dataclass
+class LineResult:
+    box: tuple[int, int, int, int]
+    expression: str | None
+    value: int | None
+    answer: int | None
+    has_equals: bool
+    correct: bool | None
+    confidence: float
+    symbols: list[SymbolResult]
+    error: RecognitionError | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "expression": self.expression,
+            "value": self.value,
+            "answer": self.answer,
+            "correct": self.correct,
+            "confidence": round(self.confidence, 6),
+            "box": list(self.box),
+            "symbols": [
+                {"box": list(s.box), "symbol": s.symbol, "top3": [[c, round(p, 6)] for c, p in s.top3]}
+                for s in self.symbols
+            ],
+            "error": self.error.as_dict() if self.error else None,
+        }
+
+
+@dataclass
+class PageResult:
+    lines: list[LineResult]
+    model_version: str | None
+    ink: np.ndarray = field(repr=False)
+    page: CleanPage = field(repr=False)
+
+    @property
+    def error(self) -> RecognitionError | None:
+        """The page's error: the first line's, when no line could be read."""
+        if self.lines and all(line.error for line in self.lines):
+            return self.lines[0].error
+        return None
+
+    def as_dict(self) -> dict:
+        error = self.error
+        return {
+            "lines": [line.as_dict() for line in self.lines],
+            "model_version": self.model_version,
+            "error": error.as_dict() if error else None,
+        }
+
+
+def _top(probabilities: np.ndarray, k: int) -> list[tuple[str, float]]:
+    order = np.argsort(-probabilities)[:k]
+    return [(CLASSES[i], float(probabilities[i])) for i in order]
+
+
+def _lattice(line: SegmentedLine, pieces: list[Piece]) -> tuple[list[decoder.Edge], int]:
+    """Edges for one line; appends its pieces to the page's ``pieces`` (the crop order)."""
+    edges: list[decoder.Edge] = []
+    node = 0
+    for group in line.groups:
+        extra_nodes = sum(len(split) - 1 for split in group.splits)
+        end = node + extra_nodes + 1
+        pieces.append(group.whole)
+        edges.append(decoder.Edge(node, end, (), 0.0, len(pieces) - 1))
+        next_free = node + 1
+        for split in group.splits:
+            path = [node] + list(range(next_free, next_free + len(split) - 1)) + [end]
+            next_free += len(split) - 1
+            penalty = math.log(SPLIT_PRIOR) * (len(split) - 1)
+            for index, piece in enumerate(split):
+                pieces.append(piece)
+                edges.append(decoder.Edge(path[index], path[index + 1], (), penalty if index == 0 else 0.0, len(pieces) - 1))
+        node = end
+    return edges, node + 1
+
+
+def _with_candidates(edges: list[decoder.Edge], probabilities: np.ndarray) -> list[decoder.Edge]:
+    return [
+        decoder.Edge(e.start, e.end, tuple(_top(probabilities[e.segment], TOP_K)), e.penalty, e.segment)
+        for e in edges
+    ]
+
+
+def read_line(edges: list[decoder.Edge], node_count: int, pieces: list[Piece], probabilities: np.ndarray, batch: np.ndarray, box) -> LineResult:
+    """Decode one line's lattice; ``pieces``, ``probabilities`` and ``batch`` are the page's, by crop index."""
+
+    def symbols_of(reading: decoder.Reading) -> list[SymbolResult]:
+        return [
+            SymbolResult(pieces[edge.segment].box, symbol, probability, _top(probabilities[edge.segment], 3), batch[edge.segment, :, :, 0])
+            for edge, symbol, probability in zip(reading.edges, reading.text, reading.probabilities)
+        ]
+
+    reading = decoder.decode(edges, node_count)
+    if reading is None:
+        greedy = decoder.greedy_reading(edges, node_count)
+        try:
+            grammar.parse_line(greedy.text)
+            error = RecognitionError("unparsable_expression", "the symbols do not form an expression", best_reading=greedy.text)
+        except RecognitionError as caught:
+            error = caught
+        return LineResult(box, greedy.text, None, None, "=" in greedy.text, None, greedy.probability, symbols_of(greedy), error)
+    try:
+        parsed = grammar.parse_line(reading.text)
+    except RecognitionError as error:
+        return LineResult(box, reading.text, None, None, "=" in reading.text, None, reading.probability, symbols_of(reading), error)
+    return LineResult(
+        box, parsed.expression, parsed.value, parsed.answer, parsed.has_equals, parsed.correct,
+        reading.probability, symbols_of(reading),
+    )
+
+
+def recognize_ink(ink: np.ndarray, classifier) -> PageResult:
+    """Recognise an ink-bright grayscale image (see :func:`recognize` for bytes)."""
+    page = clean_page(ink)
+    if not page.binary.any():
+        raise RecognitionError("no_symbols", "no symbols found: the image looks blank")
+    segmented = find_lines(page.binary)
+    line_edges = []
+    all_pieces: list[Piece] = []
+    for line in segmented:
+        edges, node_count = _lattice(line, all_pieces)
+        line_edges.append((edges, node_count, line.box))
+    batch = crops_to_batch([piece.mask for piece in all_pieces])
+    probabilities = classifier.predict(batch)  # the one model call for the page
+    lines = [
+        read_line(_with_candidates(edges, probabilities), count, all_pieces, probabilities, batch, box)
+        for edges, count, box in line_edges
+    ]
+    return PageResult(lines, getattr(classifier, "version", None), ink, page)
+
+
+def recognize(data: bytes, classifier) -> PageResult:
+    """Recognise an encoded image (PNG, JPEG, WebP, TIFF)."""
+    return recognize_ink(decode_image(data), classifier)

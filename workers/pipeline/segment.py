@@ -1,0 +1,222 @@
+"""Find the symbols of a cleaned page and group them into lines in reading order.
+
+1. Connected components; noise specks are dropped by a size test relative to
+   the page's symbol size that a short minus always passes (it is wide).
+2. Lines: the row profile of the kept ink splits the page into bands; each
+   component joins the band holding its centre. Thin bands (a lone bar) join
+   their nearest neighbour.
+3. Parts of one symbol are merged: components stacked one above the other
+   (the bars of ``=``, the flag of a broken ``5``).
+4. A group too wide for one symbol gets split proposals at column-profile
+   minima; the grammar decoder chooses between whole and split.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from workers.pipeline.errors import RecognitionError
+
+MAX_SYMBOLS_PER_PAGE = 2000
+MAX_SYMBOLS_PER_LINE = 200
+
+
+@dataclass
+class Piece:
+    """One candidate symbol: its box (x, y, w, h) on the clean page and its ink."""
+
+    box: tuple[int, int, int, int]
+    mask: np.ndarray  # uint8 0/255, the crop of the box holding only this piece's ink
+
+
+@dataclass
+class Group:
+    """Ink read as one symbol by default, with alternative ways to split it."""
+
+    whole: Piece
+    splits: list[list[Piece]] = field(default_factory=list)  # each: 2 or 3 pieces, left to right
+
+
+@dataclass
+class Line:
+    box: tuple[int, int, int, int]
+    groups: list[Group]
+
+
+def _union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes)
+    y1 = max(b[1] + b[3] for b in boxes)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
+    return max(0, min(a1, b1) - max(a0, b0))
+
+
+def find_lines(binary: np.ndarray) -> list[Line]:
+    """Segment a clean binary page (ink 255) into lines of symbol groups."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((binary > 0).astype(np.uint8), connectivity=8)
+    if count <= 1:
+        raise RecognitionError("no_symbols", "no symbols found: the image looks blank")
+    boxes = stats[1:, :4]
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    sizes = np.maximum(boxes[:, 2], boxes[:, 3])
+    # The size of a typical symbol: a high percentile of the larger components, so
+    # that hundreds of specks cannot drag it down.
+    reference = float(np.percentile(sizes[sizes >= max(3, sizes.max() * 0.1)], 75))
+    keep = (sizes >= max(3.0, 0.18 * reference)) & (areas >= 3)
+    kept = [i for i in range(count - 1) if keep[i]]
+    if not kept:
+        raise RecognitionError("no_symbols", "no symbols found: only specks of noise")
+    if len(kept) > MAX_SYMBOLS_PER_PAGE:
+        raise RecognitionError("too_many_symbols", f"found {len(kept)} marks; a page may hold at most {MAX_SYMBOLS_PER_PAGE}")
+
+    bands = _line_bands(boxes[kept], binary.shape[0], reference)
+    members: list[list[int]] = [[] for _ in bands]
+    for index in kept:
+        x, y, w, h = boxes[index]
+        centre = y + h / 2
+        nearest = min(range(len(bands)), key=lambda b: 0 if bands[b][0] <= centre <= bands[b][1] else min(abs(centre - bands[b][0]), abs(centre - bands[b][1])))
+        members[nearest].append(index)
+
+    lines = []
+    for band_members in members:
+        if not band_members:
+            continue
+        groups = _merge_stacked(sorted(band_members, key=lambda i: boxes[i][0]), boxes)
+        if len(groups) > MAX_SYMBOLS_PER_LINE:
+            raise RecognitionError("too_many_symbols", f"a line holds {len(groups)} symbols; the limit is {MAX_SYMBOLS_PER_LINE}")
+        line_height = float(np.median([max(boxes[i][3] for i in g) for g in groups]))
+        groups = _merge_fragments(groups, boxes, line_height)
+        built = [_build_group(g, boxes, labels, line_height) for g in groups]
+        lines.append(Line(_union([grp.whole.box for grp in built]), built))
+    lines.sort(key=lambda line: line.box[1])
+    return lines
+
+
+def _line_bands(boxes: np.ndarray, height: int, reference: float) -> list[tuple[float, float]]:
+    """Vertical extents of text lines from the row profile of the kept components' boxes."""
+    profile = np.zeros(height + 1, dtype=np.int32)
+    for x, y, w, h in boxes:
+        # Count the middle of each box only: tall parentheses and descenders that
+        # reach towards a neighbouring line must not bridge the gap.
+        top, bottom = y + h * 0.2, y + h * 0.8
+        profile[int(top) : int(np.ceil(bottom)) + 1] += 1
+    rows = np.nonzero(profile)[0]
+    bands: list[list[float]] = []
+    for row in rows:
+        if bands and row - bands[-1][1] <= max(2, 0.15 * reference):
+            bands[-1][1] = row
+        else:
+            bands.append([row, row])
+    # A band much thinner than the rest is a lone bar (a minus or one half of '='):
+    # it belongs to the nearest line.
+    heights = [b[1] - b[0] for b in bands]
+    typical = float(np.median(heights)) if heights else 0
+    merged: list[list[float]] = []
+    for band in bands:
+        if merged and (band[1] - band[0] < 0.35 * typical or merged[-1][1] - merged[-1][0] < 0.35 * typical) and band[0] - merged[-1][1] < 0.6 * reference:
+            merged[-1][1] = band[1]
+        else:
+            merged.append(list(band))
+    return [(b[0], b[1]) for b in merged]
+
+
+def _merge_stacked(order: list[int], boxes: np.ndarray) -> list[list[int]]:
+    """Merge components that sit one above the other: they are parts of one symbol."""
+    groups: list[list[int]] = []
+    for index in order:
+        x, y, w, h = boxes[index]
+        for group in groups[-3:]:
+            gx, gy, gw, gh = _union([tuple(boxes[i]) for i in group])
+            x_overlap = _overlap(x, x + w, gx, gx + gw)
+            y_overlap = _overlap(y, y + h, gy, gy + gh)
+            if x_overlap >= 0.5 * min(w, gw) and y_overlap <= 0.25 * min(h, gh):
+                group.append(index)
+                break
+        else:
+            groups.append([index])
+    return groups
+
+
+def _is_fragment(box, line_height: float) -> bool:
+    """A small, not flat, piece of ink: a broken-off stroke of a neighbouring symbol.
+
+    Flat pieces are never fragments, so a short minus is never merged away.
+    """
+    _, _, w, h = box
+    return max(w, h) < 0.5 * line_height and h >= 0.7 * w
+
+
+def _gap(a, b) -> float:
+    """Distance between two boxes (0 when they overlap)."""
+    dx = max(0, max(a[0], b[0]) - min(a[0] + a[2], b[0] + b[2]))
+    dy = max(0, max(a[1], b[1]) - min(a[1] + a[3], b[1] + b[3]))
+    return float(np.hypot(dx, dy))
+
+
+def _merge_fragments(groups: list[list[int]], boxes: np.ndarray, line_height: float) -> list[list[int]]:
+    """Join each fragment to the nearest whole symbol when it nearly touches it."""
+    group_boxes = [_union([tuple(boxes[i]) for i in g]) for g in groups]
+    fragments = [i for i, b in enumerate(group_boxes) if _is_fragment(b, line_height)]
+    wholes = [i for i in range(len(groups)) if i not in fragments]
+    target_of = {}
+    for f in fragments:
+        if not wholes:
+            break
+        nearest = min(wholes, key=lambda w: _gap(group_boxes[f], group_boxes[w]))
+        if _gap(group_boxes[f], group_boxes[nearest]) <= 0.2 * line_height:
+            target_of[f] = nearest
+    merged = []
+    for index, group in enumerate(groups):
+        if index in target_of:
+            continue
+        merged.append(group + [m for f, t in target_of.items() if t == index for m in groups[f]])
+    return merged
+
+
+def _piece(mask: np.ndarray, origin: tuple[int, int]) -> Piece | None:
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    return Piece((origin[0] + int(x0), origin[1] + int(y0), int(x1 - x0), int(y1 - y0)), mask[y0:y1, x0:x1])
+
+
+def _build_group(members: list[int], boxes: np.ndarray, labels: np.ndarray, line_height: float) -> Group:
+    x, y, w, h = _union([tuple(boxes[i]) for i in members])
+    window = labels[y : y + h, x : x + w]
+    mask = np.isin(window, np.asarray(members) + 1).astype(np.uint8) * 255
+    group = Group(Piece((x, y, w, h), mask))
+    # Too wide for one symbol, and tall enough not to be a minus: propose cuts.
+    if h >= 0.45 * line_height and w >= 1.15 * max(h, 0.6 * line_height):
+        group.splits = _split_proposals(mask, (x, y))
+    return group
+
+
+def _split_proposals(mask: np.ndarray, origin: tuple[int, int]) -> list[list[Piece]]:
+    columns = (mask > 0).sum(axis=0).astype(np.float32)
+    width = len(columns)
+    smooth = np.convolve(columns, np.ones(3) / 3, mode="same")
+
+    def best_cut(low: float, high: float) -> int:
+        start, stop = int(width * low), max(int(width * low) + 1, int(width * high))
+        return start + int(np.argmin(smooth[start:stop]))
+
+    proposals = []
+    for cuts in ([best_cut(0.25, 0.75)], [best_cut(0.15, 0.48), best_cut(0.52, 0.85)]):
+        edges = [0, *cuts, width]
+        pieces = []
+        for left, right in zip(edges, edges[1:]):
+            part = np.zeros_like(mask)
+            part[:, left:right] = mask[:, left:right]
+            piece = _piece(part, origin)
+            if piece is not None:
+                pieces.append(piece)
+        if len(pieces) == len(edges) - 1 and all(p.box[2] >= 2 for p in pieces):
+            proposals.append(pieces)
+    return proposals
