@@ -27,7 +27,9 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, ValueError) as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise RecognitionError("too_many_pixels", f"the image header claims too many pixels; the limit is {max_pixels:,}") from error
+    except (UnidentifiedImageError, ValueError) as error:
         raise RecognitionError("not_an_image", "the file is not an image in a known format (PNG, JPEG, WebP, TIFF)") from error
     width, height = image.size
     if width == 0 or height == 0:

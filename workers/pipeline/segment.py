@@ -69,6 +69,8 @@ def find_lines(binary: np.ndarray) -> list[Line]:
     # that hundreds of specks cannot drag it down.
     reference = float(np.percentile(sizes[sizes >= max(3, sizes.max() * 0.1)], 75))
     keep = (sizes >= max(3.0, 0.18 * reference)) & (areas >= 3)
+    # What is left of a ruling line is long and flat: far wider than any minus.
+    keep &= ~((boxes[:, 2] > 4 * reference) & (boxes[:, 3] < 0.15 * boxes[:, 2]))
     kept = [i for i in range(count - 1) if keep[i]]
     if not kept:
         raise RecognitionError("no_symbols", "no symbols found: only specks of noise")
@@ -90,7 +92,8 @@ def find_lines(binary: np.ndarray) -> list[Line]:
         groups = _merge_stacked(sorted(band_members, key=lambda i: boxes[i][0]), boxes)
         if len(groups) > MAX_SYMBOLS_PER_LINE:
             raise RecognitionError("too_many_symbols", f"a line holds {len(groups)} symbols; the limit is {MAX_SYMBOLS_PER_LINE}")
-        line_height = float(np.median([max(boxes[i][3] for i in g) for g in groups]))
+        # The height of a digit on this line: operators are shorter, so take a high percentile.
+        line_height = float(np.percentile([_union([tuple(boxes[i]) for i in g])[3] for g in groups], 75))
         groups = _merge_fragments(groups, boxes, line_height)
         built = [_build_group(g, boxes, labels, line_height) for g in groups]
         lines.append(Line(_union([grp.whole.box for grp in built]), built))
@@ -146,10 +149,11 @@ def _merge_stacked(order: list[int], boxes: np.ndarray) -> list[list[int]]:
 def _is_fragment(box, line_height: float) -> bool:
     """A small, not flat, piece of ink: a broken-off stroke of a neighbouring symbol.
 
-    Flat pieces are never fragments, so a short minus is never merged away.
+    Flat pieces are fragments only when tiny (a fifth of a digit), so a minus,
+    even a short one, is never merged away.
     """
     _, _, w, h = box
-    return max(w, h) < 0.5 * line_height and h >= 0.7 * w
+    return max(w, h) < 0.5 * line_height and (h >= 0.7 * w or max(w, h) < 0.2 * line_height)
 
 
 def _gap(a, b) -> float:
