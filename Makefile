@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv test test-fast data train validate-real lint clean bench
+.PHONY: venv test data train validate-real run clean bench
 
 venv: $(STAMP)
 
@@ -32,11 +32,18 @@ test: $(STAMP) data
 train: $(STAMP) data
 	$(PY) -m training.train $(TRAIN_ARGS)
 
+# Until the job service lands, `make run` reads the example images with the committed model.
+run: $(STAMP)
+	$(PY) -m workers.cli solve docs/examples/line.png docs/examples/worksheet.png --explain var/explain
+	@echo "step pictures written under var/explain/"
+
 validate-real: $(STAMP)
 	$(PY) -m training.validate_real
 
-bench: $(STAMP)
-	@echo "bench/ arrives with the pipeline (issue 3)"
+# Benchmarks are never part of `make test`.
+bench: $(STAMP) data
+	$(PY) bench/pipeline.py
+	$(PY) bench/report.py
 
 clean:
 	rm -rf $(VENV) data/cache

@@ -126,3 +126,20 @@ def render_page(lines: list[str], rng: np.random.Generator, dpi: int = 200, skew
         matrix = cv2.getRotationMatrix2D((width / 2, height / 2), skew_degrees, 1.0)
         paper = cv2.warpAffine(paper, matrix, (width, height), borderValue=245)
     return paper
+
+
+def write_examples(folder: str = "docs/examples", seed: int = 2026) -> None:
+    """The example images `make run` reads: a canvas-like line and a small worksheet."""
+    from pathlib import Path
+
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    line, _ = render_line("12+(3-1)*4", rng, height=70)
+    cv2.imwrite(str(target / "line.png"), 255 - line)
+    page = render_page(["7*8=56", "12-5=7", "3*(4+2)=18", "9+8=16", "(6-2)*5=20"], rng, dpi=100, skew_degrees=2.0)
+    cv2.imwrite(str(target / "worksheet.png"), page)
+
+
+if __name__ == "__main__":
+    write_examples()

@@ -229,10 +229,10 @@ def _paren_right(rng):
 
 
 def _equals(rng):
-    gap = _u(rng, 0.1, 0.6)
+    gap = _u(rng, 0.18, 0.6)  # wide enough that a thick pen does not fuse the bars
     top = ((_u(rng, 0.0, 0.2), 0.0), (_u(rng, 0.8, 1.0), _u(rng, -0.05, 0.05)))
     bottom = ((_u(rng, 0.0, 0.2), gap), (_u(rng, 0.8, 1.0), gap + _u(rng, -0.05, 0.05)))
-    if gap < 0.25 and rng.random() < 0.4:  # drawn in one go: the pen returns from the top bar's end
+    if gap < 0.3 and rng.random() < 0.5:  # drawn in one go: the pen returns from the top bar's end
         return [(np.stack([top[0], top[1], bottom[0], bottom[1]]).astype(float), False)]
     return [_line(rng, *top, 0.04), _line(rng, *bottom, 0.04)]
 

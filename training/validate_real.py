@@ -114,6 +114,54 @@ def evaluate(predict_probabilities, data: RealSymbols, batch_size: int = 1024) -
     return result
 
 
+EXPRESSION_FOLDERS = ("expressions", "expressions-canvas")
+EXPRESSION_FLOOR = 0.90
+"""Exact-match floor on whole expressions, report half, each folder (issue 3)."""
+
+
+def reading_text(page) -> str:
+    """A page's reading in the labels' notation: 'lhs', 'lhs=' or 'lhs=answer', lines joined by '|'."""
+    parts = []
+    for line in page.lines:
+        text = line.expression or ""
+        if line.has_equals:
+            text += "=" + ("" if line.answer is None else str(line.answer))
+        parts.append(text)
+    return "|".join(parts)
+
+
+def evaluate_expressions(classifier, data_dir: Path = DEFAULT_DATA, folders=EXPRESSION_FOLDERS) -> dict:
+    """Exact match of whole expressions per folder and writer half, with the misses."""
+    from workers.pipeline.errors import RecognitionError
+    from workers.pipeline.recognize import recognize
+
+    with open(data_dir / "expressions" / "labels.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    result = {}
+    for folder in folders:
+        per_half = {"tune": [0, 0], "report": [0, 0]}
+        misses = []
+        for row in rows:
+            path = data_dir / folder / row["file"]
+            if not path.exists():
+                continue
+            half = writer_half(row["writer"])
+            try:
+                got = reading_text(recognize(path.read_bytes(), classifier))
+            except RecognitionError as error:
+                got = f"error:{error.code}"
+            per_half[half][1] += 1
+            if got == row["expression"]:
+                per_half[half][0] += 1
+            else:
+                misses.append({"file": row["file"], "half": half, "truth": row["expression"], "read": got})
+        result[folder] = {
+            half: {"exact": hits / total if total else float("nan"), "n": total} for half, (hits, total) in per_half.items()
+        }
+        result[folder]["misses"] = misses
+    return result
+
+
 def format_report(result: dict) -> str:
     lines = ["| class | tune half | report half |", "|---|---|---|"]
     for symbol in CLASSES:
@@ -131,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", help="model version (default: the ACTIVE one)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    parser.add_argument("--expressions", action="store_true", help="also read the whole expressions with the pipeline")
     args = parser.parse_args(argv)
     if not (args.data / "symbols" / "manifest.csv").exists():
         print(f"no validation data at {args.data}", file=sys.stderr)
@@ -140,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     version = args.version or registry.active_version()
     model = registry.load_model(version)
     result = evaluate(lambda batch: model(batch, training=False).numpy(), load_symbols(args.data))
+    if args.expressions:
+        from workers.pipeline.classify import SymbolClassifier
+
+        result["expressions"] = evaluate_expressions(SymbolClassifier(version, threads=1), args.data)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -147,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
         print(format_report(result))
         misses = meets_floors(result["report"])
         print("\nfloors on the report half: " + ("all met" if not misses else "MISSED: " + "; ".join(misses)))
+        for folder, figures in result.get("expressions", {}).items():
+            print(
+                f"\n{folder}: exact match {figures['report']['exact']:.1%} on the report half "
+                f"({figures['report']['n']} expressions), {figures['tune']['exact']:.1%} on the tune half"
+            )
     return 0
 
 
