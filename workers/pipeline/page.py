@@ -13,8 +13,9 @@ import numpy as np
 
 MIN_CONTRAST = 40
 """Below this ink contrast (0-255) an image is treated as blank."""
-PAGE_MIN_SIDE = 800
-"""Images smaller than this are canvases or crops, not scanned pages: no deskew, no rulings."""
+PAGE_MIN_SIDE = 600
+"""An image whose SHORTER side is below this is a canvas or a line crop, not a scanned
+page: it gets no flattening, deskew or ruling removal."""
 MAX_SKEW_DEGREES = 5.0
 
 
@@ -112,10 +113,12 @@ def remove_rulings(binary: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def clean_page(ink: np.ndarray) -> CleanPage:
-    binary = binarise(flatten(ink))
+    is_page = min(ink.shape) >= PAGE_MIN_SIDE
+    # Canvases and single-line crops are evenly lit, and their strokes may be as wide
+    # as any background window: flattening would hollow them out. Pages get it all.
+    binary = binarise(flatten(ink) if is_page else ink)
     skew, removed = 0.0, 0
-    # Canvases and single-line crops are neither skewed pages nor ruled paper.
-    if max(binary.shape) >= PAGE_MIN_SIDE and binary.any():
+    if is_page and binary.any():
         skew = estimate_skew(binary)
         if abs(skew) >= 0.2:
             binary = rotate(binary, skew)

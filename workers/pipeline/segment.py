@@ -129,16 +129,33 @@ def _line_bands(boxes: np.ndarray, height: int, reference: float) -> list[tuple[
     return [(b[0], b[1]) for b in merged]
 
 
+def _is_top_bar(bar, body) -> bool:
+    """A flat stroke over the top of a taller one: the flag of a broken ``5``.
+
+    A minus sits at mid height, so it never passes this test.
+    """
+    bx, by, bw, bh = bar
+    x, y, w, h = body
+    centre = by + bh / 2
+    gap = max(0, max(bx, x) - min(bx + bw, x + w))
+    near = _overlap(bx, bx + bw, x, x + w) >= 0.3 * bw or gap <= 0.25 * h
+    return bh <= 0.35 * h and y - 0.15 * h <= centre <= y + 0.3 * h and near
+
+
 def _merge_stacked(order: list[int], boxes: np.ndarray) -> list[list[int]]:
-    """Merge components that sit one above the other: they are parts of one symbol."""
+    """Merge components that sit one above the other: they are parts of one symbol
+    (the bars of ``=``, the flag and body of a broken ``5``)."""
     groups: list[list[int]] = []
     for index in order:
-        x, y, w, h = boxes[index]
+        box = tuple(boxes[index])
+        x, y, w, h = box
         for group in groups[-3:]:
-            gx, gy, gw, gh = _union([tuple(boxes[i]) for i in group])
+            other = _union([tuple(boxes[i]) for i in group])
+            gx, gy, gw, gh = other
             x_overlap = _overlap(x, x + w, gx, gx + gw)
             y_overlap = _overlap(y, y + h, gy, gy + gh)
-            if x_overlap >= 0.5 * min(w, gw) and y_overlap <= 0.25 * min(h, gh):
+            stacked = x_overlap >= 0.5 * min(w, gw) and y_overlap <= 0.25 * min(h, gh)
+            if stacked or _is_top_bar(box, other) or _is_top_bar(other, box):
                 group.append(index)
                 break
         else:
