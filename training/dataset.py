@@ -38,7 +38,7 @@ class DatasetConfig:
     seed: int = 20261125
     mnist_val_fraction: float = 0.1
     mnist_test_fraction: float = 0.2
-    mnist_augmented_copies: int = 3
+    mnist_augmented_copies: int = 4
     generated_digits_per_class: dict = None  # per split
     generated_operators_per_class: dict = None  # per split
     workers: int = 2

@@ -67,7 +67,7 @@ def _one_plain(rng):
 
 def _one_flag(rng):
     top = (0.32, 0.0)
-    flag = (_u(rng, -0.1, 0.2), _u(rng, 0.08, 0.45))
+    flag = (_u(rng, -0.25, 0.2), _u(rng, 0.08, 0.55))
     strokes = [_line(rng, flag, top, 0.05), _line(rng, top, (0.32, 1.0), 0.02)]
     if rng.random() < 0.6:  # the base many writers outside the US add
         half = _u(rng, 0.15, 0.3)
@@ -84,8 +84,9 @@ def _two(rng):
     curve = _pts((0.03, 0.25), (0.15, 0.05), (0.33, 0.0), (0.53, 0.13), (0.5, 0.38), (0.28, 0.68), (0.02, 1.0))
     base_end = (_u(rng, 0.45, 0.65), _u(rng, 0.93, 1.02))
     strokes = [(curve, True), _line(rng, (0.02, 1.0), base_end, 0.03)]
-    if rng.random() < 0.25:  # a loop at the bottom left
-        loop = _pts((0.3, 0.72), (0.06, 0.95), (0.12, 1.0), (0.2, 0.9), (0.25, 0.98), (0.6, 0.98))
+    if rng.random() < 0.45:  # a loop at the bottom left
+        size = _u(rng, 0.05, 0.15)
+        loop = _pts((0.3, 0.72), (0.06, 0.95 - size), (0.08 - size / 2, 1.0), (0.2 + size, 0.88 - size), (0.25, 0.98), (0.6, 0.98))
         strokes = [(curve[:-1], True), (loop, True)]
     return strokes
 
@@ -97,6 +98,13 @@ def _three(rng):
         return [_line(rng, (0.05, 0), (0.55, 0)), _line(rng, (0.55, 0), waist), (lower, True)]
     upper = _pts((0.04, 0.12), (0.28, 0.0), (0.52, 0.13), (0.45, 0.36), waist)
     return [(upper, True), (lower, True)]
+
+
+def _four_cursive(rng):
+    bar_y = _u(rng, 0.45, 0.65)
+    stem_x = _u(rng, 0.4, 0.52)
+    cup = _pts((_u(rng, 0.05, 0.25), 0.0), (_u(rng, 0.0, 0.08), bar_y * 0.7), (0.15, bar_y + 0.05), (stem_x + 0.2, bar_y))
+    return [(cup, True), _line(rng, (stem_x + _u(rng, 0.0, 0.08), _u(rng, 0.0, 0.25)), (stem_x, 1.0), 0.04)]
 
 
 def _four_closed(rng):
@@ -177,6 +185,10 @@ def _plus(rng):
 
 
 def _minus(rng):
+    if rng.random() < 0.4:  # a tablet pen leaves small ticks where it lands and lifts
+        start_tick = (_u(rng, -0.05, 0.1), 0.5 + _u(rng, -0.18, 0.18))
+        end_tick = (_u(rng, 0.9, 1.05), 0.5 + _u(rng, -0.18, 0.18))
+        return [(_pts(start_tick, (0.08, 0.5), (0.5, 0.5 + _u(rng, -0.03, 0.03)), (0.92, 0.5), end_tick), True)]
     return [_line(rng, (0.0, 0.5), (1.0, 0.5), bow=0.04)]
 
 
@@ -223,9 +235,27 @@ def _paren_left(rng):
     return [(_arc(1.0, 0.5, _u(rng, 0.5, 1.2), 0.5 / math.sin(math.radians(sweep / 2)), 180 - sweep / 2, sweep, 9), True)]
 
 
-def _paren_right(rng):
-    strokes = _paren_left(rng)
+def _paren_hooked(rng):
+    """A nearly straight stroke whose ends bend right: a ( drawn fast."""
+    lean = _u(rng, -0.08, 0.08)
+    hook = _u(rng, 0.08, 0.3)
+    top_hook, bottom_hook = hook * _u(rng, 0.3, 1.2), hook * _u(rng, 0.3, 1.2)
+    body = _pts(
+        (0.1 + top_hook, 0.0), (0.1, _u(rng, 0.1, 0.22)), (0.1 + lean / 2, 0.5), (0.1 + lean, _u(rng, 0.78, 0.9)), (0.1 + lean + bottom_hook, 1.0)
+    )
+    return [(body, True)]
+
+
+def _mirror(strokes):
     return [(np.stack([1.0 - s[:, 0], s[:, 1]], axis=1), smooth) for s, smooth in strokes]
+
+
+def _paren_right_hooked(rng):
+    return _mirror(_paren_hooked(rng))
+
+
+def _paren_right(rng):
+    return _mirror(_paren_left(rng))
 
 
 def _equals(rng):
@@ -242,7 +272,7 @@ STYLES: dict[str, list[StyleFn]] = {
     "1": [_one_plain, _one_flag, _one_flag, _one_base],
     "2": [_two],
     "3": [_three],
-    "4": [_four_closed, _four_open, _four_open],
+    "4": [_four_closed, _four_open, _four_open, _four_cursive],
     "5": [_five],
     "6": [_six],
     "7": [_seven],
@@ -251,8 +281,8 @@ STYLES: dict[str, list[StyleFn]] = {
     "+": [_plus],
     "-": [_minus],
     "*": [_times_cross, _times_cross, _times_letter_x, _times_lopsided, _times_star],
-    "(": [_paren_left],
-    ")": [_paren_right],
+    "(": [_paren_left, _paren_left, _paren_hooked],
+    ")": [_paren_right, _paren_right, _paren_right_hooked],
     "=": [_equals],
 }
 """Styles per symbol; a style listed twice is drawn twice as often."""

@@ -119,10 +119,10 @@ EXPRESSION_FLOOR = 0.90
 """Exact-match floor on whole expressions, report half, each folder (issue 3)."""
 
 
-def reading_text(page) -> str:
-    """A page's reading in the labels' notation: 'lhs', 'lhs=' or 'lhs=answer', lines joined by '|'."""
+def reading_text(lines) -> str:
+    """Lines as read, in the labels' notation: 'lhs', 'lhs=' or 'lhs=answer', joined by '|'."""
     parts = []
-    for line in page.lines:
+    for line in lines:
         text = line.expression or ""
         if line.has_equals:
             text += "=" + ("" if line.answer is None else str(line.answer))
@@ -147,7 +147,7 @@ def evaluate_expressions(classifier, data_dir: Path = DEFAULT_DATA, folders=EXPR
                 continue
             half = writer_half(row["writer"])
             try:
-                got = reading_text(recognize(path.read_bytes(), classifier))
+                got = reading_text(recognize(path.read_bytes(), classifier).lines)
             except RecognitionError as error:
                 got = f"error:{error.code}"
             per_half[half][1] += 1

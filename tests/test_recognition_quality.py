@@ -1,0 +1,62 @@
+"""Whole-pipeline accuracy with the committed model: rendered lines and pages, and REAL expressions.
+
+Rendered sets use held-out glyphs (MNIST test-split digits, generator seeds never
+used for training) with a fixed seed; the real set is CROHME's whole
+expressions, report half of the writers, read from ../shared when present.
+"""
+import cv2
+import numpy as np
+import pytest
+
+from training import validate_real
+from training.compose import random_expression, render_line, render_page
+from workers.pipeline.classify import SymbolClassifier
+from workers.pipeline.recognize import recognize
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return SymbolClassifier(threads=1)
+
+
+def _png(image: np.ndarray) -> bytes:
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def test_rendered_lines_and_pages(classifier):
+    rng = np.random.default_rng(20261125)
+    hits = total = 0
+    misses = []
+    # 300 single lines of 3-15 symbols, both polarities, sizes from small scans to canvases.
+    for index in range(300):
+        text = random_expression(rng)
+        ink, _ = render_line(text, rng, height=int(rng.integers(30, 90)))
+        read = validate_real.reading_text(recognize(_png(ink if index % 2 else 255 - ink), classifier).lines)
+        total += 1
+        hits += read == text
+        if read != text:
+            misses.append((text, read))
+    # Three 20-line pages: skewed, ruled and unevenly lit, scanned at 150-300 dpi.
+    for dpi, skew in ((150, -3.0), (200, 4.5), (300, 1.0)):
+        texts = [random_expression(rng, max_symbols=12) for _ in range(20)]
+        page = recognize(_png(render_page(texts, rng, dpi=dpi, skew_degrees=skew)), classifier)
+        assert len(page.lines) == 20
+        for text, line in zip(texts, page.lines):
+            read = validate_real.reading_text([line])
+            total += 1
+            hits += read == text
+            if read != text:
+                misses.append((text, read))
+    rate = hits / total
+    assert rate >= 0.97, f"exact match {rate:.3f} on {total}; first misses: {misses[:10]}"
+
+
+def test_real_expressions_report_half(classifier):
+    if not (validate_real.DEFAULT_DATA / "expressions" / "labels.csv").exists():
+        pytest.skip(f"no CROHME validation data at {validate_real.DEFAULT_DATA}: real expressions not checked")
+    result = validate_real.evaluate_expressions(classifier)
+    for folder in validate_real.EXPRESSION_FOLDERS:
+        rate = result[folder]["report"]["exact"]
+        assert rate >= validate_real.EXPRESSION_FLOOR, f"{folder}: {rate:.3f} exact on the report half"
