@@ -5,7 +5,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.pipeline.decoder import Edge, decode, greedy_reading
+from workers.pipeline.decoder import Edge, decode, greedy_reading, transition_cost
 from workers.pipeline.grammar import accepts
 
 ALPHABET = "0123456789+-*()="
@@ -25,12 +25,20 @@ def test_grammar_overrides_a_confident_but_impossible_symbol():
 
 
 def test_segmentation_alternatives_compete():
-    # Components 0,1 may be one '=' (merge edge) or two '-' symbols.
-    edges = _chain([[("3", 0.9)], [("-", 0.9)], [("-", 0.9)], [("3", 0.9)]])
-    edges.append(Edge(1, 3, (("=", 0.95),), penalty=math.log(0.95)))  # 0.9025 > 0.9 * 0.9
-    assert decode(edges, 5).text == "3=3"  # '3--3' is grammatical too, but less probable
-    edges[-1] = Edge(1, 3, (("=", 0.5),), penalty=math.log(0.5))
-    assert decode(edges, 5).text == "3--3"
+    # Components 1 and 2 may be one '4' (a merge edge) or two '1's.
+    edges = _chain([[("3", 0.9)], [("1", 0.9)], [("1", 0.9)], [("+", 0.9)], [("2", 0.9)]])
+    edges.append(Edge(1, 3, (("4", 0.95),), penalty=math.log(0.95)))  # 0.9025 > 0.9 * 0.9
+    assert decode(edges, 6).text == "34+2"  # '311+2' is grammatical too, but less probable
+    edges[-1] = Edge(1, 3, (("4", 0.5),), penalty=math.log(0.5))
+    assert decode(edges, 6).text == "311+2"
+
+
+def test_a_sign_after_an_operator_needs_strong_evidence():
+    # '4-+2' parses (unary plus), but a stray bar read as '-' is likelier than that.
+    edges = _chain([[("4", 0.99)], [("-", 0.9), ("1", 0.1)], [("+", 0.99)], [("2", 0.99)]])
+    edges.append(Edge(1, 3, (("+", 0.9),), penalty=math.log(0.3)))
+    assert decode(edges, 5).text == "4+2"
+    assert decode(_chain([[("2", 0.9)], [("*", 0.9)], [("-", 0.9)], [("3", 0.9)]]), 5).text == "2*-3"
 
 
 def test_no_grammatical_reading_gives_none():
@@ -51,6 +59,7 @@ def test_decoder_finds_the_most_probable_grammatical_reading(columns):
     for combo in itertools.product(*columns):
         text = "".join(symbol for symbol, _ in combo)
         score = sum(math.log(p) for _, p in combo)
+        score += sum(transition_cost(a, b) for a, b in zip(" " + text, text) if a != " ")
         if accepts(text) and score > best_score + 1e-12:
             best_text, best_score = text, score
     reading = decode(_chain(columns), len(columns) + 1, beam_width=1000)

@@ -9,8 +9,9 @@ that may hold two touching symbols.
 A beam search walks the nodes left to right, extends every hypothesis by the
 candidates of each outgoing edge, and drops extensions the grammar's prefix
 automaton rejects. The best hypothesis that reaches the last node in an
-accepting state wins. Its probability is the product of its symbols'
-probabilities (and of any segmentation penalty).
+accepting state wins. Its score is the product of its symbols' probabilities,
+the segmentation priors of its edges, and a small prior against a sign right
+after an operator.
 """
 from __future__ import annotations
 
@@ -20,6 +21,16 @@ from dataclasses import dataclass, field
 from workers.pipeline import grammar
 
 _FLOOR = 1e-12  # a class the model gave no mass still has a finite cost
+SIGN_AFTER_OPERATOR = math.log(0.05)
+"""Prior cost of a sign right after a binary operator (``4-+2``, ``3*-1``): valid, but
+rare in written arithmetic, and the usual trace of a stray stroke read as a minus."""
+
+
+def transition_cost(previous: str, symbol: str) -> float:
+    """A small language prior over neighbouring symbols (log-probability, <= 0)."""
+    if previous and previous in "+-*" and symbol in "+-":
+        return SIGN_AFTER_OPERATOR
+    return 0.0
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,12 @@ def decode(edges: list[Edge], node_count: int, beam_width: int = 64, top_k: int 
                     state = grammar.advance(hypothesis.state, symbol)
                     if state is None:
                         continue
-                    score = hypothesis.score + math.log(max(probability, _FLOOR)) + edge.penalty
+                    score = (
+                        hypothesis.score
+                        + math.log(max(probability, _FLOOR))
+                        + edge.penalty
+                        + transition_cost(hypothesis.text[-1:], symbol)
+                    )
                     text = hypothesis.text + symbol
                     # Hypotheses with the same text and state are interchangeable: keep the best.
                     key = (text, state)

@@ -25,8 +25,6 @@ from workers.pipeline.symbols import CLASSES
 
 TOP_K = 4
 """Classes per symbol the decoder may choose from."""
-SPLIT_PRIOR = 0.35
-"""Prior probability that a wide group is really several touching symbols."""
 
 
 @dataclass
@@ -102,12 +100,14 @@ def _lattice(line: SegmentedLine, pieces: list[Piece]) -> tuple[list[decoder.Edg
         extra_nodes = sum(len(split) - 1 for split in group.splits)
         end = node + extra_nodes + 1
         pieces.append(group.whole)
-        edges.append(decoder.Edge(node, end, (), 0.0, len(pieces) - 1))
+        whole_penalty = math.log(1.0 - group.split_prior) if group.splits else 0.0
+        edges.append(decoder.Edge(node, end, (), whole_penalty, len(pieces) - 1))
         next_free = node + 1
         for split in group.splits:
             path = [node] + list(range(next_free, next_free + len(split) - 1)) + [end]
             next_free += len(split) - 1
-            penalty = math.log(SPLIT_PRIOR) * (len(split) - 1)
+            # The proposals share the split prior between them.
+            penalty = math.log(group.split_prior / len(group.splits))
             for index, piece in enumerate(split):
                 pieces.append(piece)
                 edges.append(decoder.Edge(path[index], path[index + 1], (), penalty if index == 0 else 0.0, len(pieces) - 1))

@@ -37,6 +37,7 @@ class Group:
 
     whole: Piece
     splits: list[list[Piece]] = field(default_factory=list)  # each: 2 or 3 pieces, left to right
+    split_prior: float = 0.0  # how likely, from its shape alone, the group holds several symbols
 
 
 @dataclass
@@ -95,6 +96,7 @@ def find_lines(binary: np.ndarray) -> list[Line]:
         # The height of a digit on this line: operators are shorter, so take a high percentile.
         line_height = float(np.percentile([_union([tuple(boxes[i]) for i in g])[3] for g in groups], 75))
         groups = _merge_fragments(groups, boxes, line_height)
+        groups = _merge_touching_bars(groups, boxes, line_height)
         built = [_build_group(g, boxes, labels, line_height) for g in groups]
         lines.append(Line(_union([grp.whole.box for grp in built]), built))
     lines.sort(key=lambda line: line.box[1])
@@ -200,6 +202,29 @@ def _merge_fragments(groups: list[list[int]], boxes: np.ndarray, line_height: fl
     return merged
 
 
+def _merge_touching_bars(groups: list[list[int]], boxes: np.ndarray, line_height: float) -> list[list[int]]:
+    """Join a flat stroke that touches a neighbour at its own height: a pen lift in the
+    bar of a ``+`` or ``=``. Should it really be a minus written too close, the merged
+    group is wide and gets split proposals, so the decoder can still read it apart."""
+    merged = [list(g) for g in groups]
+    index = 0
+    while index < len(merged):
+        x, y, w, h = _union([tuple(boxes[i]) for i in merged[index]])
+        if h < 0.35 * line_height:
+            centre = y + h / 2
+            for neighbour in (index - 1, index + 1):
+                if not 0 <= neighbour < len(merged):
+                    continue
+                nx, ny, nw, nh = _union([tuple(boxes[i]) for i in merged[neighbour]])
+                gap = max(0, max(x, nx) - min(x + w, nx + nw))
+                if gap <= max(2.0, 0.05 * line_height) and ny + 0.2 * nh <= centre <= ny + 0.8 * nh:
+                    merged[neighbour].extend(merged.pop(index))
+                    index -= 1
+                    break
+        index += 1
+    return merged
+
+
 def _piece(mask: np.ndarray, origin: tuple[int, int]) -> Piece | None:
     ys, xs = np.nonzero(mask)
     if ys.size == 0:
@@ -213,9 +238,12 @@ def _build_group(members: list[int], boxes: np.ndarray, labels: np.ndarray, line
     window = labels[y : y + h, x : x + w]
     mask = np.isin(window, np.asarray(members) + 1).astype(np.uint8) * 255
     group = Group(Piece((x, y, w, h), mask))
-    # Too wide for one symbol, and tall enough not to be a minus: propose cuts.
-    if h >= 0.45 * line_height and w >= 1.15 * max(h, 0.6 * line_height):
+    # Too wide for one symbol, and tall enough not to be a minus: propose cuts. The
+    # wider it is, the likelier it holds touching symbols.
+    width_ratio = w / max(h, 0.6 * line_height)
+    if h >= 0.45 * line_height and width_ratio >= 1.15:
         group.splits = _split_proposals(mask, (x, y))
+        group.split_prior = float(np.clip((width_ratio - 1.0) / 0.8, 0.2, 0.85))
     return group
 
 
