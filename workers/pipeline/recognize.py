@@ -25,6 +25,9 @@ from workers.pipeline.symbols import CLASSES
 
 TOP_K = 4
 """Classes per symbol the decoder may choose from."""
+MIN_ALTERNATIVE = 0.01
+"""An alternative class below this probability is not a credible reading: when only
+such readings would parse, the line is reported unparsable with what was seen."""
 
 
 @dataclass
@@ -55,9 +58,9 @@ class LineResult:
             "answer": self.answer,
             "correct": self.correct,
             "confidence": round(self.confidence, 6),
-            "box": list(self.box),
+            "box": [int(v) for v in self.box],
             "symbols": [
-                {"box": list(s.box), "symbol": s.symbol, "top3": [[c, round(p, 6)] for c, p in s.top3]}
+                {"box": [int(v) for v in s.box], "symbol": s.symbol, "top3": [[c, round(p, 6)] for c, p in s.top3]}
                 for s in self.symbols
             ],
             "error": self.error.as_dict() if self.error else None,
@@ -115,11 +118,13 @@ def _lattice(line: SegmentedLine, pieces: list[Piece]) -> tuple[list[decoder.Edg
     return edges, node + 1
 
 
+def _candidates(probabilities: np.ndarray) -> tuple[tuple[str, float], ...]:
+    top = _top(probabilities, TOP_K)
+    return tuple(top[:1] + [c for c in top[1:] if c[1] >= MIN_ALTERNATIVE])
+
+
 def _with_candidates(edges: list[decoder.Edge], probabilities: np.ndarray) -> list[decoder.Edge]:
-    return [
-        decoder.Edge(e.start, e.end, tuple(_top(probabilities[e.segment], TOP_K)), e.penalty, e.segment)
-        for e in edges
-    ]
+    return [decoder.Edge(e.start, e.end, _candidates(probabilities[e.segment]), e.penalty, e.segment) for e in edges]
 
 
 def read_line(edges: list[decoder.Edge], node_count: int, pieces: list[Piece], probabilities: np.ndarray, batch: np.ndarray, box) -> LineResult:

@@ -1,0 +1,70 @@
+"""The whole pipeline with the committed model: results, answers, and typed errors."""
+import cv2
+import numpy as np
+import pytest
+
+from training.compose import render_line
+from workers.pipeline import explain
+from workers.pipeline.classify import SymbolClassifier
+from workers.pipeline.errors import RecognitionError
+from workers.pipeline.recognize import recognize
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return SymbolClassifier(threads=1)
+
+
+def _png(image: np.ndarray) -> bytes:
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+class CountingClassifier:
+    """The real classifier, counting its calls: a page must cost one model call."""
+
+    def __init__(self, inner):
+        self.inner, self.calls, self.version = inner, 0, inner.version
+
+    def predict(self, batch):
+        self.calls += 1
+        return self.inner.predict(batch)
+
+
+def test_a_line_is_read_evaluated_and_explained_with_one_model_call(classifier):
+    ink, _ = render_line("12+(3-1)*4", np.random.default_rng(8), height=64)
+    counting = CountingClassifier(classifier)
+    result = recognize(_png(255 - ink), counting)
+    assert counting.calls == 1
+    (line,) = result.lines
+    assert (line.expression, line.value, line.answer, line.correct) == ("12+(3-1)*4", 20, None, None)
+    assert 0 < line.confidence <= 1 and len(line.symbols) == 10
+    assert all(len(s.top3) == 3 and s.top3[0][0] == s.symbol for s in line.symbols)
+    assert result.model_version == classifier.version
+    pictures = explain.explain(result)
+    assert set(pictures) == {"binarised", "boxes", "crops", "summary"}
+    assert all(png[:4] == b"\x89PNG" for png in pictures.values())
+
+
+@pytest.mark.parametrize("text, answer, correct", [("7*8=56", 56, True), ("7*8=54", 54, False), ("9-3=", None, None)])
+def test_written_answers_are_checked(classifier, text, answer, correct):
+    ink, _ = render_line(text, np.random.default_rng(21), height=64)
+    (line,) = recognize(_png(ink), classifier).lines
+    assert line.expression == text.split("=")[0]
+    assert (line.answer, line.correct) == (answer, correct)
+
+
+def test_a_blank_canvas_is_a_typed_error(classifier):
+    with pytest.raises(RecognitionError) as caught:
+        recognize(_png(np.full((300, 700), 255, np.uint8)), classifier)
+    assert caught.value.code == "no_symbols"
+
+
+def test_an_unparsable_line_keeps_its_best_reading(classifier):
+    ink, _ = render_line("7+", np.random.default_rng(2), height=64)
+    result = recognize(_png(ink), classifier)
+    error = result.error
+    assert error is not None and error.code == "unparsable_expression"
+    assert error.best_reading == "7+" and error.position == 2
+    assert result.as_dict()["error"]["best_reading"] == "7+"
