@@ -40,7 +40,10 @@ def test_a_line_is_read_evaluated_and_explained_with_one_model_call(classifier):
     (line,) = result.lines
     assert (line.expression, line.value, line.answer, line.correct) == ("12+(3-1)*4", 20, None, None)
     assert 0 < line.confidence <= 1 and len(line.symbols) == 10
-    assert all(len(s.top3) == 3 and s.top3[0][0] == s.symbol for s in line.symbols)
+    for symbol in line.symbols:
+        probabilities = [p for _, p in symbol.top3]
+        assert len(symbol.top3) == 3 and probabilities == sorted(probabilities, reverse=True)
+        assert 0 < symbol.probability <= probabilities[0]
     assert result.model_version == classifier.version
     pictures = explain.explain(result)
     assert set(pictures) == {"binarised", "boxes", "crops", "summary"}

@@ -33,7 +33,7 @@ RUNS_DIR = REPO_ROOT / "data" / "runs"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, help="default: 12, or 1 with --small")
+    parser.add_argument("--epochs", type=int, help="default: 14, or 1 with --small")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=1234)
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(args.seed)
-    epochs = args.epochs or (1 if args.small else 12)
+    epochs = args.epochs or (1 if args.small else 14)
 
     # 1. Data: real MNIST + generated symbols, all through the shared preprocessing.
     config = dataset.DatasetConfig.small() if args.small else dataset.DatasetConfig()

@@ -42,6 +42,7 @@ class Edge:
     candidates: tuple[tuple[str, float], ...]  # (symbol, probability), best first
     penalty: float = 0.0  # log-probability cost of this segmentation choice (<= 0)
     segment: object = None  # what the caller needs to map a chosen edge back to ink
+    default: bool = True  # part of the plain one-symbol-per-group reading
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,12 @@ class _Hypothesis:
 
 def greedy_reading(edges: list[Edge], node_count: int) -> Reading:
     """The top-1 symbol of each default edge, grammar or not: what the model saw first."""
-    by_start = {}
-    for edge in edges:
-        if edge.penalty == 0.0 and edge.end == edge.start + 1:
-            by_start.setdefault(edge.start, edge)
-    chosen = [by_start[i] for i in range(node_count - 1) if i in by_start]
+    by_start = {edge.start: edge for edge in edges if edge.default}
+    chosen = []
+    node = 0
+    while node in by_start and node < node_count - 1:
+        chosen.append(by_start[node])
+        node = by_start[node].end
     text = "".join(edge.candidates[0][0] for edge in chosen)
     probabilities = tuple(edge.candidates[0][1] for edge in chosen)
     log_p = sum(math.log(max(p, _FLOOR)) for p in probabilities)

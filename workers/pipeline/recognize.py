@@ -113,7 +113,9 @@ def _lattice(line: SegmentedLine, pieces: list[Piece]) -> tuple[list[decoder.Edg
             penalty = math.log(group.split_prior / len(group.splits))
             for index, piece in enumerate(split):
                 pieces.append(piece)
-                edges.append(decoder.Edge(path[index], path[index + 1], (), penalty if index == 0 else 0.0, len(pieces) - 1))
+                edges.append(
+                    decoder.Edge(path[index], path[index + 1], (), penalty if index == 0 else 0.0, len(pieces) - 1, default=False)
+                )
         node = end
     return edges, node + 1
 
@@ -124,7 +126,9 @@ def _candidates(probabilities: np.ndarray) -> tuple[tuple[str, float], ...]:
 
 
 def _with_candidates(edges: list[decoder.Edge], probabilities: np.ndarray) -> list[decoder.Edge]:
-    return [decoder.Edge(e.start, e.end, _candidates(probabilities[e.segment]), e.penalty, e.segment) for e in edges]
+    return [
+        decoder.Edge(e.start, e.end, _candidates(probabilities[e.segment]), e.penalty, e.segment, e.default) for e in edges
+    ]
 
 
 def read_line(edges: list[decoder.Edge], node_count: int, pieces: list[Piece], probabilities: np.ndarray, batch: np.ndarray, box) -> LineResult:
