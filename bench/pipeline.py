@@ -12,7 +12,6 @@ Writes bench/results/pipeline.json; bench/report.py turns results into docs/benc
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import platform
