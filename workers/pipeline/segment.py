@@ -168,11 +168,14 @@ def _merge_stacked(order: list[int], boxes: np.ndarray) -> list[list[int]]:
 def _is_fragment(box, line_height: float) -> bool:
     """A small, not flat, piece of ink: a broken-off stroke of a neighbouring symbol.
 
+    Small means under 0.3 of a digit's height: a small ``+`` written at half a
+    digit's height is a symbol of its own (tuned on the CROHME tune half).
+
     Flat pieces are fragments only when tiny (a fifth of a digit), so a minus,
     even a short one, is never merged away.
     """
     _, _, w, h = box
-    return max(w, h) < 0.5 * line_height and (h >= 0.7 * w or max(w, h) < 0.2 * line_height)
+    return max(w, h) < 0.3 * line_height and (h >= 0.7 * w or max(w, h) < 0.2 * line_height)
 
 
 def _gap(a, b) -> float:
