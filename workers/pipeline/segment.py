@@ -241,10 +241,10 @@ def _build_group(members: list[int], boxes: np.ndarray, labels: np.ndarray, line
     window = labels[y : y + h, x : x + w]
     mask = np.isin(window, np.asarray(members) + 1).astype(np.uint8) * 255
     group = Group(Piece((x, y, w, h), mask))
-    # Too wide for one symbol, and tall enough not to be a minus: propose cuts. The
-    # wider it is, the likelier it holds touching symbols.
+    # Too wide for one symbol, and as tall as a digit (so never a minus or an '='):
+    # propose cuts. The wider it is, the likelier it holds touching symbols.
     width_ratio = w / max(h, 0.6 * line_height)
-    if h >= 0.45 * line_height and width_ratio >= 1.15:
+    if h >= 0.65 * line_height and width_ratio >= 1.15:
         group.splits = _split_proposals(mask, (x, y))
         group.split_prior = float(np.clip((width_ratio - 1.0) / 0.8, 0.2, 0.85))
     return group
