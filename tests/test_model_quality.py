@@ -6,12 +6,12 @@ training split never used), so the figures are measured, not read back.
 """
 import json
 
-import numpy as np
 import pytest
 
 from models import registry
 from tests.quality import check
 from training import dataset, validate_real
+from training.train import predict
 from workers.pipeline.symbols import OPERATORS
 
 # Regression floors: the committed model's measured figures, rounded down.
@@ -30,15 +30,11 @@ def active():
     return version, model, config
 
 
-def _predict(model, x):
-    return np.concatenate([model(x[i : i + 1024], training=False).numpy() for i in range(0, len(x), 1024)]).argmax(1)
-
-
 def test_held_out_floors(active):
     version, model, config = active
     data_config = dataset.DatasetConfig.from_dict(config["dataset"]["config"])
     arrays = dataset.build(data_config, splits=("test",))
-    predicted = _predict(model, dataset.to_float(arrays["x_test"]))
+    predicted = predict(model, dataset.to_float(arrays["x_test"])).argmax(1)
     truth, sources = arrays["y_test"], arrays["src_test"]
     mnist = (predicted[sources == "mnist"] == truth[sources == "mnist"]).mean()
     operators = (predicted[sources == "generated-operator"] == truth[sources == "generated-operator"]).mean()

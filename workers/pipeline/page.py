@@ -75,10 +75,11 @@ def estimate_skew(binary: np.ndarray) -> float:
     return float(np.clip(fine, -MAX_SKEW_DEGREES, MAX_SKEW_DEGREES))
 
 
-def rotate(image: np.ndarray, angle: float) -> np.ndarray:
+def rotate(image: np.ndarray, angle: float, interpolation: int = cv2.INTER_NEAREST) -> np.ndarray:
+    """Rotate about the centre by ``angle`` degrees, keeping the size; the border is background."""
     height, width = image.shape
     matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
-    return cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_NEAREST, borderValue=0)
+    return cv2.warpAffine(image, matrix, (width, height), flags=interpolation, borderValue=0)
 
 
 def remove_rulings(flat: np.ndarray) -> tuple[np.ndarray, int]:
@@ -113,8 +114,6 @@ def clean_page(ink: np.ndarray) -> CleanPage:
     binary = binarise(flat)
     skew = estimate_skew(binary) if binary.any() else 0.0
     if abs(skew) >= 0.2:
-        height, width = flat.shape
-        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), skew, 1.0)
-        flat = cv2.warpAffine(flat, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=0)
+        flat = rotate(flat, skew, cv2.INTER_LINEAR)
     flat, removed = remove_rulings(flat)
     return CleanPage(binarise(flat), skew, removed)

@@ -54,6 +54,11 @@ def _union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
     return (x0, y0, x1 - x0, y1 - y0)
 
 
+def _group_box(members: list[int], boxes: np.ndarray) -> tuple[int, int, int, int]:
+    """The box around a group of components."""
+    return _union([tuple(boxes[i]) for i in members])
+
+
 def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
     return max(0, min(a1, b1) - max(a0, b0))
 
@@ -83,7 +88,8 @@ def find_lines(binary: np.ndarray) -> list[Line]:
     for index in kept:
         x, y, w, h = boxes[index]
         centre = y + h / 2
-        nearest = min(range(len(bands)), key=lambda b: 0 if bands[b][0] <= centre <= bands[b][1] else min(abs(centre - bands[b][0]), abs(centre - bands[b][1])))
+        # The band holding the centre, or failing that the closest one.
+        nearest = min(range(len(bands)), key=lambda b: max(0.0, bands[b][0] - centre, centre - bands[b][1]))
         members[nearest].append(index)
 
     lines = []
@@ -94,7 +100,7 @@ def find_lines(binary: np.ndarray) -> list[Line]:
         if len(groups) > MAX_SYMBOLS_PER_LINE:
             raise RecognitionError("too_many_symbols", f"a line holds {len(groups)} symbols; the limit is {MAX_SYMBOLS_PER_LINE}")
         # The height of a digit on this line: operators are shorter, so take a high percentile.
-        line_height = float(np.percentile([_union([tuple(boxes[i]) for i in g])[3] for g in groups], 75))
+        line_height = float(np.percentile([_group_box(g, boxes)[3] for g in groups], 75))
         groups = _merge_fragments(groups, boxes, line_height)
         groups = _merge_touching_bars(groups, boxes, line_height)
         built = [_build_group(g, boxes, labels, line_height) for g in groups]
@@ -152,7 +158,7 @@ def _merge_stacked(order: list[int], boxes: np.ndarray) -> list[list[int]]:
         box = tuple(boxes[index])
         x, y, w, h = box
         for group in groups[-3:]:
-            other = _union([tuple(boxes[i]) for i in group])
+            other = _group_box(group, boxes)
             gx, gy, gw, gh = other
             x_overlap = _overlap(x, x + w, gx, gx + gw)
             y_overlap = _overlap(y, y + h, gy, gy + gh)
@@ -187,7 +193,7 @@ def _gap(a, b) -> float:
 
 def _merge_fragments(groups: list[list[int]], boxes: np.ndarray, line_height: float) -> list[list[int]]:
     """Join each fragment to the nearest whole symbol when it nearly touches it."""
-    group_boxes = [_union([tuple(boxes[i]) for i in g]) for g in groups]
+    group_boxes = [_group_box(g, boxes) for g in groups]
     fragments = [i for i, b in enumerate(group_boxes) if _is_fragment(b, line_height)]
     wholes = [i for i in range(len(groups)) if i not in fragments]
     target_of = {}
@@ -212,13 +218,13 @@ def _merge_touching_bars(groups: list[list[int]], boxes: np.ndarray, line_height
     merged = [list(g) for g in groups]
     index = 0
     while index < len(merged):
-        x, y, w, h = _union([tuple(boxes[i]) for i in merged[index]])
+        x, y, w, h = _group_box(merged[index], boxes)
         if h < 0.35 * line_height:
             centre = y + h / 2
             for neighbour in (index - 1, index + 1):
                 if not 0 <= neighbour < len(merged):
                     continue
-                nx, ny, nw, nh = _union([tuple(boxes[i]) for i in merged[neighbour]])
+                nx, ny, nw, nh = _group_box(merged[neighbour], boxes)
                 gap = max(0, max(x, nx) - min(x + w, nx + nw))
                 if gap <= max(2.0, 0.05 * line_height) and ny + 0.2 * nh <= centre <= ny + 0.8 * nh:
                     merged[neighbour].extend(merged.pop(index))
@@ -237,7 +243,7 @@ def _piece(mask: np.ndarray, origin: tuple[int, int]) -> Piece | None:
 
 
 def _build_group(members: list[int], boxes: np.ndarray, labels: np.ndarray, line_height: float) -> Group:
-    x, y, w, h = _union([tuple(boxes[i]) for i in members])
+    x, y, w, h = _group_box(members, boxes)
     window = labels[y : y + h, x : x + w]
     mask = np.isin(window, np.asarray(members) + 1).astype(np.uint8) * 255
     group = Group(Piece((x, y, w, h), mask))
