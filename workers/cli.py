@@ -4,7 +4,7 @@
 
 With --json it prints ONE JSON array, one record per input file in input order:
 {"file", "lines": [{"expression", "value", "answer", "correct", "confidence",
-"symbols": [{"box", "top3"}]}], "error": {"code", "message", "best_reading"} | null}.
+"symbols": [{"box", "top3"}]}], "error": {"code", "message", "best_reading", "position"} | null}.
 One bad file never stops the others; the exit code is 1 when any file failed,
 and it is set only after every file is printed.
 """
@@ -20,30 +20,22 @@ from workers.pipeline.errors import RecognitionError
 
 def solve_file(path: Path, classifier, explain_dir: Path | None) -> dict:
     from workers.pipeline import explain
-    from workers.pipeline.recognize import recognize
+    from workers.pipeline.recognize import record, recognize
 
-    record = {"file": str(path), "lines": [], "error": None}
     try:
         data = path.read_bytes()
     except OSError as error:
-        record["error"] = {"code": "unreadable_file", "message": f"cannot read {path}: {error.strerror}", "best_reading": None}
-        return record
+        return record(str(path), error=RecognitionError("unreadable_file", f"cannot read {path}: {error.strerror}"))
     try:
         result = recognize(data, classifier)
     except RecognitionError as error:
-        record["error"] = {"code": error.code, "message": error.message, "best_reading": error.best_reading}
-        return record
-    page = result.as_dict()
-    record["lines"] = page["lines"]
-    record["model_version"] = page["model_version"]
-    if page["error"]:
-        record["error"] = {k: page["error"][k] for k in ("code", "message", "best_reading")}
+        return record(str(path), error=error)
     if explain_dir is not None:
         target = explain_dir / path.stem
         target.mkdir(parents=True, exist_ok=True)
         for name, png in explain.explain(result).items():
             (target / f"{name}.png").write_bytes(png)
-    return record
+    return record(str(path), result)
 
 
 def _human(record: dict) -> str:

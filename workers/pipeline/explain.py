@@ -106,3 +106,17 @@ def summary(result) -> bytes:
 def explain(result) -> dict[str, bytes]:
     """All step pictures, by name."""
     return {"binarised": binarised(result), "boxes": boxes(result), "crops": crops(result), "summary": summary(result)}
+
+
+def symbol_sheet(result) -> bytes:
+    """The model inputs as data, not a picture: row i holds line i's 28×28 crops left to right.
+
+    Stored with each job so that a user's correction can keep the crops it labels.
+    """
+    size = 28
+    widest = max((len(line.symbols) for line in result.lines), default=0)
+    sheet = np.zeros((size * max(1, len(result.lines)), size * max(1, widest)), np.uint8)
+    for row, line in enumerate(result.lines):
+        for column, symbol in enumerate(line.symbols):
+            sheet[row * size:(row + 1) * size, column * size:(column + 1) * size] = np.clip(symbol.crop * 255, 0, 255).astype(np.uint8)
+    return _png(Image.fromarray(sheet))

@@ -179,6 +179,18 @@ def recognize_ink(ink: np.ndarray, classifier) -> PageResult:
     return PageResult(lines, getattr(classifier, "version", None), ink, page)
 
 
-def recognize(data: bytes, classifier) -> PageResult:
+def recognize(data: bytes, classifier, max_pixels: int | None = None) -> PageResult:
     """Recognise an encoded image (PNG, JPEG, WebP, TIFF)."""
-    return recognize_ink(decode_image(data), classifier)
+    ink = decode_image(data) if max_pixels is None else decode_image(data, max_pixels)
+    return recognize_ink(ink, classifier)
+
+
+def record(name: str, result: PageResult | None = None, error: RecognitionError | None = None) -> dict:
+    """The CLI's --json record for one input, also stored as a job's result."""
+    out = {"file": name, "lines": [], "model_version": None, "error": None}
+    if result is not None:
+        page = result.as_dict()
+        out.update(lines=page["lines"], model_version=page["model_version"], error=page["error"])
+    if error is not None:
+        out["error"] = error.as_dict()
+    return out

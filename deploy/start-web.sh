@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The web process: gunicorn serving Django; whitenoise serves the static files.
+# Used by `make run` and by Dockerfile.web. Settings and hosts come from the environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-webapp.config.settings.production}"
+exec gunicorn webapp.config.wsgi:application \
+  --bind "${BIND:-0.0.0.0:${PORT:-8000}}" \
+  --worker-class gthread --workers "${WEB_CONCURRENCY:-2}" --threads "${WEB_THREADS:-4}" \
+  --timeout "${WEB_TIMEOUT:-30}" --graceful-timeout 20 \
+  --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" \
+  --access-logfile - --error-logfile -

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# A Celery worker: reads jobs from the `inference` queue (and housekeeping from `maintenance`).
+# Scale out by running more of these; each child process loads the model once, on its first job.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-webapp.config.settings.production}"
+export TF_NUM_THREADS="${TF_NUM_THREADS:-1}"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+exec celery -A workers.tasks worker \
+  --queues "${WORKER_QUEUES:-inference,maintenance}" \
+  --concurrency "${WORKER_CONCURRENCY:-1}" --pool prefork \
+  --hostname "${WORKER_NAME:-worker}@%h" \
+  --loglevel "${LOG_LEVEL:-INFO}"

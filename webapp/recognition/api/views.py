@@ -1,0 +1,289 @@
+"""The REST API: thin views over :mod:`webapp.recognition.services`. No view waits on a task."""
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.core.files.storage import default_storage
+from django.http import FileResponse, HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.authtoken.models import Token
+from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from models import registry
+from webapp.recognition import services, uploads
+from webapp.recognition.api.serializers import (
+    BatchCreateSerializer, BatchPagesSerializer, BatchSerializer, CorrectionRequestSerializer, CorrectionSerializer,
+    ErrorSerializer, JobCreateSerializer, JobSerializer, ModelVersionSerializer, TokenRequestSerializer,
+)
+from webapp.recognition.errors import ApiError, ErrorCode
+from webapp.recognition.models import Batch, Job
+
+log = logging.getLogger(__name__)
+
+POLL_AFTER_SECONDS = "1"
+ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 404, 409, 413, 415, 429, 503)}
+
+
+class FailOpenScopedThrottle(ScopedRateThrottle):
+    """ScopedRateThrottle that fails open: a cache outage must not stop uploads."""
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except Exception:
+            log.warning("throttle cache unavailable; allowing the request", exc_info=True)
+            return True
+
+
+class NewestFirst(CursorPagination):
+    ordering = "-queued_at"
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+class NewestBatchFirst(NewestFirst):
+    ordering = "-created_at"
+
+
+class PNGRenderer(BaseRenderer):
+    media_type, format, charset, render_style = "image/png", "png", None, "binary"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+class CSVRenderer(BaseRenderer):
+    media_type, format, charset = "text/csv", "csv", "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+def _check_request_size(request) -> None:
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > settings.MAX_REQUEST_BYTES:
+        raise ApiError(
+            ErrorCode.REQUEST_TOO_LARGE, f"the request is {length:,} bytes; the limit MAX_REQUEST_BYTES is {settings.MAX_REQUEST_BYTES:,}",
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, limit="MAX_REQUEST_BYTES", limit_value=settings.MAX_REQUEST_BYTES,
+        )
+    if request.content_type.startswith("application/json") and length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        raise ApiError(
+            ErrorCode.FILE_TOO_LARGE, f"the JSON body is {length:,} bytes; a base64 image may be at most MAX_IMAGE_BYTES ({settings.MAX_IMAGE_BYTES:,}) decoded",
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, limit="MAX_IMAGE_BYTES", limit_value=settings.MAX_IMAGE_BYTES,
+        )
+
+
+def _read(upload) -> tuple[str, bytes]:
+    limit = max(settings.MAX_IMAGE_BYTES, settings.MAX_PDF_BYTES)
+    if upload.size > limit:
+        raise ApiError(
+            ErrorCode.FILE_TOO_LARGE, f"'{upload.name}' is {upload.size:,} bytes; the limit is {limit:,}",
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, limit="MAX_PDF_BYTES" if limit == settings.MAX_PDF_BYTES else "MAX_IMAGE_BYTES",
+        )
+    return upload.name or "upload", upload.read()
+
+
+def _accepted(request, data: dict, location: str) -> Response:
+    return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": location, "Retry-After": POLL_AFTER_SECONDS})
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Recognition jobs: submit an image, poll it, fetch its step pictures, correct it."""
+
+    serializer_class = JobSerializer
+    pagination_class = NewestFirst
+    parser_classes = [MultiPartParser, JSONParser]
+    throttle_scope = "uploads"
+
+    def get_queryset(self):
+        jobs = Job.objects.filter(owner=self.request.user)  # another user's job is a 404, never a 403
+        if self.action == "list":
+            wanted = self.request.query_params.get("status")
+            if wanted:
+                if wanted not in Job.Status.values:
+                    raise ApiError(ErrorCode.INVALID_REQUEST, f"status must be one of {', '.join(Job.Status.values)}", field="status")
+                jobs = jobs.filter(status=wanted)
+        return jobs
+
+    def get_throttles(self):
+        return [FailOpenScopedThrottle()] if self.action in ("create",) else []
+
+    @extend_schema(
+        request={"multipart/form-data": JobCreateSerializer, "application/json": JobCreateSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+                                     description="the same key from the same user within 24 h returns the original job")],
+        responses={202: JobSerializer, **ERRORS},
+        description="Submit an image. Returns 202 at once with Location and Retry-After; poll the job until it finishes.",
+    )
+    def create(self, request):
+        _check_request_size(request)
+        form = JobCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        if form.validated_data.get("image") is not None:
+            name, data = _read(form.validated_data["image"])
+        elif form.validated_data.get("image_base64"):
+            name, data = "canvas.png", uploads.decode_base64_image(form.validated_data["image_base64"])
+        else:
+            raise ApiError(ErrorCode.MISSING_IMAGE, "send a file in `image` (multipart) or `image_base64` (JSON)")
+        if uploads.is_pdf(data):
+            raise ApiError(ErrorCode.UNSUPPORTED_FILE_TYPE, "a job takes one image; send PDFs to /api/v1/batches/")
+        page = uploads.check_image(name, data)
+        key = request.headers.get("Idempotency-Key") or None
+        if key and len(key) > 255:
+            raise ApiError(ErrorCode.INVALID_REQUEST, "Idempotency-Key is at most 255 characters", field="Idempotency-Key")
+        job, created = services.submit_job(request.user, page, form.validated_data["kind"], idempotency_key=key)
+        body = JobSerializer(job, context={"request": request}).data
+        response = _accepted(request, body, body["url"])
+        if not created:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+    @extend_schema(parameters=[OpenApiParameter("status", str, enum=Job.Status.values)], responses={200: JobSerializer(many=True), **ERRORS})
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(responses={204: None, **ERRORS}, description="Delete the job and every file stored for it.")
+    def destroy(self, request, *args, **kwargs):
+        return super().destroy(request, *args, **kwargs)
+
+    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY, **ERRORS})
+    @action(detail=True, methods=["get"], url_path=r"steps/(?P<name>[a-z0-9_-]+)\.png", url_name="step",
+            renderer_classes=[PNGRenderer, JSONRenderer])
+    def step(self, request, pk=None, name=None):
+        job = self.get_object()
+        if name not in job.steps:
+            if not job.finished:
+                raise ApiError(ErrorCode.JOB_NOT_FINISHED, f"the job is {job.status}; its pictures come when it has finished", status.HTTP_409_CONFLICT)
+            raise ApiError(ErrorCode.STEP_NOT_FOUND, f"no step {name!r}; this job has: {', '.join(job.steps) or 'none'}", status.HTTP_404_NOT_FOUND)
+        response = FileResponse(default_storage.open(job.steps[name], "rb"), content_type="image/png")
+        response["Cache-Control"] = "private, max-age=86400"
+        return response
+
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY, **ERRORS}, description="The image as uploaded.")
+    @action(detail=True, methods=["get"], url_path="image", url_name="image", renderer_classes=[PNGRenderer, JSONRenderer])
+    def image(self, request, pk=None):
+        job = self.get_object()
+        response = FileResponse(default_storage.open(job.image.name, "rb"))
+        response["Cache-Control"] = "private, max-age=86400"
+        return response
+
+    @extend_schema(request=CorrectionRequestSerializer, responses={200: JobSerializer, **ERRORS},
+                   description="Pick one of a symbol's shown alternatives, or type the line; the job is re-evaluated at once.")
+    @action(detail=True, methods=["post"], url_path="corrections", url_name="corrections", parser_classes=[JSONParser])
+    def corrections(self, request, pk=None):
+        job = self.get_object()
+        form = CorrectionRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        correction = services.apply_correction(
+            job, data["line"], symbol=data.get("symbol"), choice=data.get("choice"), expression=data.get("expression")
+        )
+        job.refresh_from_db()
+        body = JobSerializer(job, context={"request": request}).data
+        body["correction"] = CorrectionSerializer(correction).data
+        return Response(body)
+
+
+class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Scanned worksheets: many files or multi-page PDFs, one job per page, marked line by line."""
+
+    serializer_class = BatchSerializer
+    pagination_class = NewestBatchFirst
+    parser_classes = [MultiPartParser]
+    throttle_scope = "uploads"
+
+    def get_queryset(self):
+        return Batch.objects.filter(owner=self.request.user)
+
+    def get_throttles(self):
+        return [FailOpenScopedThrottle()] if self.action in ("create", "pages") else []
+
+    def _files(self, request, serializer_class) -> list[tuple[str, bytes]]:
+        _check_request_size(request)
+        form = serializer_class(data=request.data)
+        if not request.FILES.getlist("files"):
+            raise ApiError(ErrorCode.MISSING_IMAGE, "send one or more files in the multipart field `files`")
+        form.is_valid(raise_exception=True)
+        return [_read(upload) for upload in form.validated_data["files"]], form.validated_data
+
+    @extend_schema(request={"multipart/form-data": BatchCreateSerializer}, responses={202: BatchSerializer, **ERRORS})
+    def create(self, request):
+        files, data = self._files(request, BatchCreateSerializer)
+        pages = uploads.expand_uploads(files)
+        batch = services.submit_batch(request.user, data.get("name") or files[0][0], pages)
+        body = BatchSerializer(batch, context={"request": request}).data
+        return _accepted(request, body, body["url"])
+
+    @extend_schema(request={"multipart/form-data": BatchPagesSerializer}, responses={202: BatchSerializer, **ERRORS})
+    @action(detail=True, methods=["post"], url_path="pages", url_name="pages", parser_classes=[MultiPartParser])
+    def pages(self, request, pk=None):
+        batch = self.get_object()
+        files, _ = self._files(request, BatchPagesSerializer)
+        pages = uploads.expand_uploads(files, pages_already=batch.jobs.count())
+        services.add_pages(batch, pages)
+        body = BatchSerializer(batch, context={"request": request}).data
+        return _accepted(request, body, body["url"])
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR, **ERRORS})
+    @action(detail=True, methods=["get"], url_path="results.csv", url_name="results-csv", renderer_classes=[CSVRenderer, JSONRenderer])
+    def results_csv(self, request, pk=None):
+        batch = self.get_object()
+        response = HttpResponse(services.batch_csv(batch), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="batch-{batch.id}.csv"'
+        return response
+
+
+class ModelVersionsView(APIView):
+    """The model versions on disk and the one that serves (ACTIVE)."""
+
+    @extend_schema(responses={200: inline_serializer("ModelList", {"active": serializers.CharField(allow_null=True), "versions": ModelVersionSerializer(many=True)})})
+    def get(self, request):
+        try:
+            active = registry.active_version()
+        except registry.RegistryError:
+            active = None
+        versions = []
+        for version in registry.list_versions():
+            info = registry.describe(version)
+            metrics = info.get("metrics") or {}
+            config = info.get("config") or {}
+            versions.append({
+                "version": version, "active": version == active, "size_bytes": info["size_bytes"],
+                "metrics": {"test_accuracy": (metrics.get("test") or {}).get("accuracy"),
+                            "real_handwriting_accuracy": ((metrics.get("real_handwriting") or {}).get("report") or {}).get("all")},
+                "trained": {"finished_at": config.get("finished_at"), "git_commit": config.get("git_commit"), "command": config.get("command")},
+            })
+        return Response({"active": active, "versions": versions})
+
+
+class TokenView(APIView):
+    """Exchange a username and password for the user's API token."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [FailOpenScopedThrottle]
+    throttle_scope = "auth"
+    parser_classes = [JSONParser, MultiPartParser]
+
+    @extend_schema(request=TokenRequestSerializer, responses={200: inline_serializer("TokenResponse", {"token": serializers.CharField()}), **ERRORS})
+    def post(self, request):
+        form = TokenRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        user = authenticate(request, username=form.validated_data["username"], password=form.validated_data["password"])
+        if user is None:
+            raise ApiError(ErrorCode.AUTHENTICATION_FAILED, "wrong username or password", status.HTTP_401_UNAUTHORIZED)
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})

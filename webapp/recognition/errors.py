@@ -1,0 +1,65 @@
+"""Every error the API returns has one shape: ``{"error": {"code", "message", ...}}``.
+
+The codes are one enum, shown in the OpenAPI schema and listed in docs/errors.md.
+A job that failed carries one of the *job* codes in its ``error`` field.
+"""
+from __future__ import annotations
+
+from django.db import models
+from rest_framework import status
+from rest_framework.exceptions import APIException
+
+
+class ErrorCode(models.TextChoices):
+    # Requests
+    INVALID_REQUEST = "invalid_request", "A field is missing or has a wrong value (see `fields`)."
+    MALFORMED_REQUEST = "malformed_request", "The body could not be parsed (bad JSON or multipart)."
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type", "The request's Content-Type is not multipart/form-data or JSON."
+    MISSING_IMAGE = "missing_image", "No image was sent."
+    INVALID_BASE64 = "invalid_base64", "`image_base64` is not valid base64."
+    UNSUPPORTED_FILE_TYPE = "unsupported_file_type", "The file is neither an image (PNG, JPEG, WebP, TIFF) nor a PDF."
+    INVALID_PDF = "invalid_pdf", "The PDF could not be opened or has no pages."
+    FILE_TOO_LARGE = "file_too_large", "A file is over `MAX_IMAGE_BYTES` (images) or `MAX_PDF_BYTES` (PDFs)."
+    REQUEST_TOO_LARGE = "request_too_large", "The whole request is over `MAX_REQUEST_BYTES`."
+    TOO_MANY_PIXELS = "too_many_pixels", "An image has more than `MAX_IMAGE_PIXELS` pixels."
+    TOO_MANY_PAGES = "too_many_pages", "A batch would hold more than `MAX_PAGES_PER_BATCH` pages."
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused", "The `Idempotency-Key` was used in the last 24 h for a different image."
+    JOB_NOT_FINISHED = "job_not_finished", "The job has no result yet; poll it until it has finished."
+    STEP_NOT_FOUND = "step_not_found", "The job has no step picture of that name."
+    INVALID_CORRECTION = "invalid_correction", "The correction names no such line or symbol, or offers no shown alternative."
+    # Auth and limits
+    NOT_AUTHENTICATED = "not_authenticated", "No credentials were sent."
+    AUTHENTICATION_FAILED = "authentication_failed", "The token or the username and password are wrong."
+    PERMISSION_DENIED = "permission_denied", "The credentials do not allow this."
+    NOT_FOUND = "not_found", "No such object, or it belongs to another user."
+    METHOD_NOT_ALLOWED = "method_not_allowed", "The URL does not take this HTTP method."
+    NOT_ACCEPTABLE = "not_acceptable", "The Accept header asks for a format the URL does not serve."
+    THROTTLED = "throttled", "Too many uploads; retry after `retry_after` seconds (also in `Retry-After`)."
+    # Service
+    DATABASE_UNAVAILABLE = "database_unavailable", "The database cannot be reached; retry later."
+    INTERNAL_ERROR = "internal_error", "An unexpected error; it is logged."
+    # Jobs (in a failed job's `error`)
+    NOT_AN_IMAGE = "not_an_image", "Job: the stored file is not a readable image."
+    EMPTY_IMAGE = "empty_image", "Job: the image has no pixels."
+    TRUNCATED_IMAGE = "truncated_image", "Job: the image data is incomplete or corrupt."
+    NO_SYMBOLS = "no_symbols", "Job: no symbols were found (a blank image, or only specks)."
+    TOO_MANY_SYMBOLS = "too_many_symbols", "Job: more symbols than a line or page may hold."
+    UNPARSABLE_EXPRESSION = "unparsable_expression", "Job: the symbols do not form an expression; `best_reading` shows what was read."
+    VALUE_TOO_LARGE = "value_too_large", "Job: a result exceeds 10^100."
+    PROCESSING_TIMEOUT = "processing_timeout", "Job: recognition took longer than `JOB_SOFT_TIME_LIMIT`."
+    TOO_MANY_ATTEMPTS = "too_many_attempts", "Job: workers stopped on it `JOB_MAX_ATTEMPTS` times."
+
+
+class ApiError(APIException):
+    """An error with a stable code, a message for people and optional extra fields."""
+
+    def __init__(self, code: ErrorCode, message: str, status_code: int = status.HTTP_400_BAD_REQUEST, **extra):
+        super().__init__(detail=message, code=code.value)
+        self.status_code = status_code
+        self.error_code = code
+        self.message = message
+        self.extra = extra
+
+
+def error_body(code: str, message: str, **extra) -> dict:
+    return {"error": {"code": str(code), "message": message, **extra}}

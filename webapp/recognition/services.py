@@ -1,0 +1,390 @@
+"""What the API and the workers do to jobs, as plain functions (views and tasks are thin shells).
+
+A job's life: :func:`submit_job` stores the image and enqueues it after commit;
+a worker :func:`claim_job`\\ s it with one conditional UPDATE (a QUEUED job, or a
+RUNNING one whose lease expired), and :func:`finish_job` saves the result only
+``WHERE attempt_token = <mine>``. :func:`sweep` re-enqueues what a lost message,
+a Redis restart or a killed worker left behind, and fails jobs past their attempts.
+
+No recognition code runs here: the web side imports this module too.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from PIL import Image
+from rest_framework import status
+
+from webapp.recognition.errors import ApiError, ErrorCode
+from webapp.recognition.models import Batch, Correction, Job
+from webapp.recognition.signals import delete_stored
+from webapp.recognition.uploads import Page
+from workers.pipeline import grammar
+from workers.pipeline.errors import RecognitionError
+
+log = logging.getLogger(__name__)
+
+RECOGNIZE_TASK = "recognition.recognize"
+INFERENCE_QUEUE = "inference"
+CROP_SIZE = 28
+NEVER_ENQUEUED_GRACE = timedelta(seconds=5)  # a new job's on_commit enqueue has had time to run
+
+
+# --- submitting -----------------------------------------------------------------------------
+def _new_job(owner, page: Page, kind: str, batch: Batch | None = None, page_number: int | None = None, idempotency_key: str | None = None) -> Job:
+    job = Job(
+        owner=owner, kind=kind, batch=batch, page_number=page_number, source_name=page.name[:255],
+        image_sha256=page.sha256, idempotency_key=idempotency_key, max_attempts=settings.JOB_MAX_ATTEMPTS,
+    )
+    job.image.save(f"jobs/{job.id}/input{page.extension}", ContentFile(page.data), save=False)
+    return job
+
+
+def submit_job(owner, page: Page, kind: str, idempotency_key: str | None = None) -> tuple[Job, bool]:
+    """Store the image and create a queued job; ``(job, False)`` when the key was already used."""
+    if idempotency_key:
+        original = _job_for_key(owner, idempotency_key)
+        if original is not None:
+            return _replay(original, page), False
+    job = _new_job(owner, page, kind, idempotency_key=idempotency_key)
+    try:
+        with transaction.atomic():
+            if idempotency_key:
+                # An older job may hold the key past the 24 h window: it gives the key up.
+                Job.objects.filter(owner=owner, idempotency_key=idempotency_key).update(idempotency_key=None)
+            job.save()
+    except IntegrityError:
+        # A concurrent request with the same key won the race: answer with its job.
+        delete_stored([job.image.name])
+        original = _job_for_key(owner, idempotency_key)
+        if original is None:
+            raise
+        return _replay(original, page), False
+    transaction.on_commit(lambda: enqueue([job.id]))
+    return job, True
+
+
+def _job_for_key(owner, key: str) -> Job | None:
+    since = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_WINDOW_HOURS)
+    return Job.objects.filter(owner=owner, idempotency_key=key, queued_at__gte=since).first()
+
+
+def _replay(original: Job, page: Page) -> Job:
+    if original.image_sha256 != page.sha256:
+        raise ApiError(
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            "this Idempotency-Key was used in the last 24 h for a different image",
+            status.HTTP_409_CONFLICT, job=str(original.id),
+        )
+    return original
+
+
+def submit_batch(owner, name: str, pages: list[Page], kind: str = Job.Kind.WORKSHEET) -> Batch:
+    with transaction.atomic():
+        batch = Batch.objects.create(owner=owner, name=name[:200])
+        add_pages(batch, pages, kind)
+    return batch
+
+
+def add_pages(batch: Batch, pages: list[Page], kind: str = Job.Kind.WORKSHEET) -> list[Job]:
+    with transaction.atomic():
+        # Lock the batch so two uploads of more pages number them without a gap or a clash.
+        Batch.objects.select_for_update().get(pk=batch.pk)
+        first = batch.jobs.count() + 1
+        jobs = [_new_job(batch.owner, page, kind, batch=batch, page_number=first + i) for i, page in enumerate(pages)]
+        Job.objects.bulk_create(jobs)
+        ids = [job.id for job in jobs]
+        transaction.on_commit(lambda: enqueue(ids))
+    return jobs
+
+
+def enqueue(job_ids: list) -> int:
+    """Send one message per job. A broker that is down is logged, never raised: the sweep retries."""
+    from workers.celery_app import app  # the Celery app only: tasks are sent by name
+
+    sent = []
+    for job_id in job_ids:
+        try:
+            app.send_task(RECOGNIZE_TASK, args=[str(job_id)], queue=INFERENCE_QUEUE)
+        except Exception:  # kombu/redis raise many types for "broker unreachable"
+            log.warning("could not enqueue job %s; the sweep will retry", job_id, exc_info=True)
+            break
+        sent.append(job_id)
+    if sent:
+        Job.objects.filter(pk__in=sent).update(enqueued_at=timezone.now())
+    return len(sent)
+
+
+# --- running (called by the worker) ------------------------------------------------------------
+@dataclass(frozen=True)
+class Claim:
+    job: Job
+    token: uuid.UUID
+
+
+def _claimable(now) -> Q:
+    return Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, lease_expires_at__lt=now)
+
+
+def claim_job(job_id) -> Claim | None:
+    """Take the job for one attempt, or None when it is finished, leased to another worker, or gone."""
+    now = timezone.now()
+    token = uuid.uuid4()
+    claimed = (
+        Job.objects.filter(_claimable(now), pk=job_id, attempts__lt=F("max_attempts"))
+        .update(
+            status=Job.Status.RUNNING, attempt_token=token, attempts=F("attempts") + 1,
+            lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS), started_at=now,
+        )
+    )
+    if not claimed:
+        _fail_exhausted(Job.objects.filter(_claimable(now), pk=job_id), now)
+        return None
+    return Claim(Job.objects.get(pk=job_id), token)
+
+
+def _fail_exhausted(jobs, now) -> int:
+    return jobs.filter(attempts__gte=F("max_attempts")).update(
+        status=Job.Status.FAILED, error_code=ErrorCode.TOO_MANY_ATTEMPTS,
+        error_message="workers stopped on this job too many times (JOB_MAX_ATTEMPTS)",
+        finished_at=now, lease_expires_at=None,
+    )
+
+
+def read_image(job: Job) -> bytes:
+    with default_storage.open(job.image.name, "rb") as handle:
+        return handle.read()
+
+
+def finish_job(
+    claim: Claim, *, record: dict | None, error: RecognitionError | None, model_version: str | None,
+    pictures: dict[str, bytes] | None = None, crops_png: bytes | None = None, processing_ms: int | None = None,
+) -> bool:
+    """Save this attempt's outcome; False (and nothing kept) when a newer attempt owns the job."""
+    folder = f"jobs/{claim.job.id}/{claim.token.hex[:12]}"
+    steps = {name: default_storage.save(f"{folder}/{name}.png", ContentFile(png)) for name, png in (pictures or {}).items()}
+    crops = default_storage.save(f"{folder}/symbols.png", ContentFile(crops_png)) if crops_png else ""
+    fields = dict(
+        status=Job.Status.FAILED if error else Job.Status.SUCCEEDED, result=record, steps=steps, symbol_crops=crops,
+        model_version=model_version or "", finished_at=timezone.now(), processing_ms=processing_ms, lease_expires_at=None,
+        error_code=error.code if error else "", error_message=error.message if error else "",
+        error_detail=_error_detail(error),
+    )
+    saved = Job.objects.filter(pk=claim.job.id, attempt_token=claim.token, status=Job.Status.RUNNING).update(**fields)
+    if not saved:
+        log.info("job %s: attempt %s lost its claim; its output is discarded", claim.job.id, claim.token)
+        delete_stored(list(steps.values()) + ([crops] if crops else []))
+    return bool(saved)
+
+
+def _error_detail(error: RecognitionError | None) -> dict:
+    if error is None:
+        return {}
+    return {k: v for k, v in (("best_reading", error.best_reading), ("position", error.position)) if v is not None}
+
+
+def release_job(claim: Claim) -> None:
+    """Give the job back to the queue after a transient error (best effort: the lease covers failure)."""
+    Job.objects.filter(pk=claim.job.id, attempt_token=claim.token, status=Job.Status.RUNNING).update(
+        status=Job.Status.QUEUED, lease_expires_at=None
+    )
+
+
+def fail_job(job_id, code: str, message: str) -> bool:
+    """Mark an unfinished job FAILED (the task's one place for failures nothing else recorded)."""
+    return bool(
+        Job.objects.filter(pk=job_id, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).update(
+            status=Job.Status.FAILED, error_code=code, error_message=message[:2000],
+            finished_at=timezone.now(), lease_expires_at=None,
+        )
+    )
+
+
+# --- housekeeping (Celery beat) ----------------------------------------------------------------
+def sweep(now=None, limit: int = 1000) -> dict[str, int]:
+    """Fail jobs past their attempts; re-enqueue queued jobs nobody took and running jobs whose lease expired."""
+    now = now or timezone.now()
+    expired = Q(status=Job.Status.RUNNING, lease_expires_at__lt=now)
+    failed = _fail_exhausted(Job.objects.filter(expired | Q(status=Job.Status.QUEUED)), now)
+    requeue_before = now - timedelta(seconds=settings.JOB_REQUEUE_AFTER)
+    never_sent = Q(status=Job.Status.QUEUED, enqueued_at__isnull=True, queued_at__lt=now - NEVER_ENQUEUED_GRACE)
+    sent_long_ago = Q(status=Job.Status.QUEUED, enqueued_at__lt=requeue_before)
+    # A running job whose lease expired is sent again once, unless it was sent since its lease ran out.
+    abandoned = expired & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=F("lease_expires_at")) | Q(enqueued_at__lt=requeue_before))
+    stale = list(Job.objects.filter(never_sent | sent_long_ago | abandoned).order_by("queued_at").values_list("id", flat=True)[:limit])
+    requeued = enqueue(stale) if stale else 0
+    if failed or requeued:
+        log.info("sweep: %d failed after too many attempts, %d re-enqueued", failed, requeued)
+    return {"failed": failed, "requeued": requeued}
+
+
+def purge_expired(now=None, chunk: int = 500) -> int:
+    """Delete jobs (and their files) older than JOB_RETENTION_DAYS, then batches left empty."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.JOB_RETENTION_DAYS)
+    deleted = 0
+    while True:
+        ids = list(Job.objects.filter(queued_at__lt=cutoff).values_list("id", flat=True)[:chunk])
+        if not ids:
+            break
+        with transaction.atomic():
+            deleted += Job.objects.filter(pk__in=ids).delete()[1].get("recognition.Job", 0)
+    Batch.objects.filter(created_at__lt=cutoff, jobs__isnull=True).delete()
+    return deleted
+
+
+# --- corrections -------------------------------------------------------------------------------
+SYMBOL_ALIASES = {"×": "*", "x": "*", "X": "*", "·": "*", "−": "-", "–": "-"}
+
+
+def normalise_expression(text: str) -> str:
+    return "".join(SYMBOL_ALIASES.get(c, c) for c in text if not c.isspace())
+
+
+def apply_correction(job: Job, line: int, *, symbol: int | None = None, choice: str | None = None, expression: str | None = None) -> Correction:
+    """Re-read one line from a chosen alternative or a typed expression; no new job is run."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        lines = (job.result or {}).get("lines") or []
+        if not job.finished or not lines:
+            raise ApiError(ErrorCode.JOB_NOT_FINISHED, "the job has no lines to correct yet", status.HTTP_409_CONFLICT)
+        if not 0 <= line < len(lines):
+            raise ApiError(ErrorCode.INVALID_CORRECTION, f"line must be 0..{len(lines) - 1}", field="line")
+        current = lines[line]
+        read_as = current.get("expression") or ""
+        symbols = list(current.get("symbols") or [])
+        if expression is None:
+            text = _with_alternative(symbols, symbol, choice)
+        else:
+            text = normalise_expression(expression)
+        try:
+            parsed = grammar.parse_line(text)
+        except RecognitionError as error:
+            raise ApiError(ErrorCode.INVALID_CORRECTION, f"{text!r} is not an expression: {error.message}", field="expression")
+        if symbol is not None:
+            symbols[symbol] = {**symbols[symbol], "symbol": text[symbol]}
+        lines[line] = {
+            **current, "symbols": symbols, "expression": parsed.expression,
+            "value": parsed.value, "answer": parsed.answer, "correct": parsed.correct, "error": None,
+            "read_as": current.get("read_as", read_as), "corrected": True,
+        }
+        job.result["lines"] = lines
+        _refresh_page_error(job)
+        correction = Correction(job=job, line=line, symbol=symbol, read_as=read_as, expression=text)
+        if job.symbol_crops and len(text) == len(symbols):
+            correction.labels = text  # one class per crop: usable as training data
+        correction.crops = _line_crops(job, line, len(symbols))
+        correction.save()
+        job.save(update_fields=["result", "status", "error_code", "error_message", "error_detail"])
+    return correction
+
+
+def _with_alternative(symbols: list[dict], index: int | None, choice: str | None) -> str:
+    if index is None or not 0 <= index < len(symbols):
+        raise ApiError(ErrorCode.INVALID_CORRECTION, f"symbol must be 0..{len(symbols) - 1}", field="symbol")
+    choice = normalise_expression(choice or "")
+    shown = [alternative[0] for alternative in symbols[index].get("top3", [])]
+    if choice not in shown:
+        raise ApiError(
+            ErrorCode.INVALID_CORRECTION, f"choice must be one of the shown alternatives {shown}", field="choice", alternatives=shown
+        )
+    text = [s["symbol"] for s in symbols]
+    text[index] = choice
+    return "".join(text)
+
+
+def _refresh_page_error(job: Job) -> None:
+    """The page fails only while every line fails (the same rule as the pipeline's PageResult)."""
+    lines = job.result["lines"]
+    failing = [line["error"] for line in lines if line.get("error")]
+    if failing and len(failing) == len(lines):
+        return
+    job.result["error"] = None
+    if job.error_code in (ErrorCode.UNPARSABLE_EXPRESSION, ErrorCode.VALUE_TOO_LARGE, ErrorCode.TOO_MANY_SYMBOLS):
+        job.status, job.error_code, job.error_message, job.error_detail = Job.Status.SUCCEEDED, "", "", {}
+
+
+def _line_crops(job: Job, line: int, count: int) -> str:
+    """Cut this line's crops out of the job's crop sheet and store them with the correction."""
+    if not job.symbol_crops or count == 0:
+        return ""
+    with default_storage.open(job.symbol_crops, "rb") as handle:
+        sheet = Image.open(io.BytesIO(handle.read()))
+        sheet.load()
+    row = sheet.crop((0, line * CROP_SIZE, count * CROP_SIZE, (line + 1) * CROP_SIZE))
+    buffer = io.BytesIO()
+    row.save(buffer, format="PNG")
+    return default_storage.save(f"corrections/{job.id}/line{line}-{uuid.uuid4().hex[:8]}.png", ContentFile(buffer.getvalue()))
+
+
+# --- batches -------------------------------------------------------------------------------------
+def page_lines(job: Job) -> list[dict]:
+    return [
+        {
+            "line": number, "expression": line.get("expression"), "answer": line.get("answer"),
+            "value": line.get("value"), "correct": line.get("correct"),
+            "error": (line.get("error") or {}).get("code"),
+        }
+        for number, line in enumerate((job.result or {}).get("lines") or [], 1)
+    ]
+
+
+def score(lines: list[dict]) -> dict[str, int]:
+    return {
+        "correct": sum(1 for line in lines if line["correct"] is True),
+        "answered": sum(1 for line in lines if line["correct"] is not None),
+        "total": len(lines),
+    }
+
+
+def batch_summary(batch: Batch) -> dict:
+    jobs = list(batch.jobs.order_by("page_number"))
+    pages = []
+    for job in jobs:
+        lines = page_lines(job)
+        pages.append({
+            "job": job, "page_number": job.page_number, "source_name": job.source_name, "status": job.status,
+            "lines": lines, "score": score(lines),
+            "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
+        })
+    done = sum(1 for job in jobs if job.finished)
+    totals = {key: sum(page["score"][key] for page in pages) for key in ("correct", "answered", "total")}
+    return {
+        "progress": {"done": done, "total": len(jobs), "failed": sum(1 for j in jobs if j.status == Job.Status.FAILED)},
+        "finished": done == len(jobs), "score": totals, "pages": pages,
+    }
+
+
+def _cell(text: str) -> str:
+    """A text cell a spreadsheet will not run as a formula (an expression may start with - or +)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") and not text.lstrip("+-").isdigit() else text
+
+
+CSV_COLUMNS = ["page", "source", "line", "expression", "written_answer", "value", "correct", "status", "error"]
+
+
+def batch_csv(batch: Batch) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for page in batch_summary(batch)["pages"]:
+        if not page["lines"]:
+            writer.writerow([page["page_number"], _cell(page["source_name"]), "", "", "", "", "", page["status"], (page["error"] or {}).get("code", "")])
+        for line in page["lines"]:
+            correct = "" if line["correct"] is None else ("yes" if line["correct"] else "no")
+            writer.writerow([
+                page["page_number"], _cell(page["source_name"]), line["line"], _cell(line["expression"] or ""),
+                "" if line["answer"] is None else line["answer"], "" if line["value"] is None else line["value"],
+                correct, page["status"], line["error"] or "",
+            ])
+    return out.getvalue()

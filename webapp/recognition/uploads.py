@@ -1,0 +1,149 @@
+"""Checks made on an upload before it becomes a job, and PDF pages rendered to images.
+
+Only headers are read here (Pillow, pypdfium2): the web side never decodes a
+whole image or imports the recognition pipeline. Each limit is named in its error.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from django.conf import settings
+from PIL import Image, UnidentifiedImageError
+from rest_framework import status
+
+from webapp.recognition.errors import ApiError, ErrorCode
+
+IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "TIFF": ".tif"}
+
+
+@dataclass(frozen=True)
+class Page:
+    """One image that becomes one job."""
+
+    name: str
+    data: bytes
+    extension: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def _too_large(what: str, size: int, limit: int, setting: str) -> ApiError:
+    return ApiError(
+        ErrorCode.FILE_TOO_LARGE, f"{what} is {size:,} bytes; the limit {setting} is {limit:,}",
+        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, limit=setting, limit_value=limit,
+    )
+
+
+def check_image(name: str, data: bytes) -> Page:
+    """A Page for an image upload, or a typed 4xx naming the rule it breaks."""
+    if len(data) > settings.MAX_IMAGE_BYTES:
+        raise _too_large(f"'{name}'", len(data), settings.MAX_IMAGE_BYTES, "MAX_IMAGE_BYTES")
+    if not data:
+        raise ApiError(ErrorCode.MISSING_IMAGE, f"'{name}' is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            fmt = image.format
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _too_many_pixels(name, None)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise ApiError(ErrorCode.UNSUPPORTED_FILE_TYPE, f"'{name}' is not a PNG, JPEG, WebP or TIFF image, nor a PDF")
+    if fmt not in IMAGE_FORMATS:
+        raise ApiError(ErrorCode.UNSUPPORTED_FILE_TYPE, f"'{name}' is a {fmt} image; send PNG, JPEG, WebP or TIFF")
+    if width * height > settings.MAX_IMAGE_PIXELS:
+        raise _too_many_pixels(name, width * height)
+    return Page(name, data, IMAGE_FORMATS[fmt])
+
+
+def _too_many_pixels(name: str, pixels: int | None) -> ApiError:
+    size = f"{pixels:,} pixels" if pixels else "too many pixels"
+    return ApiError(
+        ErrorCode.TOO_MANY_PIXELS, f"'{name}' has {size}; the limit MAX_IMAGE_PIXELS is {settings.MAX_IMAGE_PIXELS:,}",
+        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, limit="MAX_IMAGE_PIXELS", limit_value=settings.MAX_IMAGE_PIXELS,
+    )
+
+
+def is_pdf(data: bytes) -> bool:
+    return data[:1024].lstrip().startswith(b"%PDF-")
+
+
+def count_pdf_pages(name: str, data: bytes) -> int:
+    import pypdfium2
+
+    if len(data) > settings.MAX_PDF_BYTES:
+        raise _too_large(f"'{name}'", len(data), settings.MAX_PDF_BYTES, "MAX_PDF_BYTES")
+    try:
+        document = pypdfium2.PdfDocument(data)
+    except pypdfium2.PdfiumError as error:
+        raise ApiError(ErrorCode.INVALID_PDF, f"'{name}' could not be opened as a PDF: {error}")
+    try:
+        pages = len(document)
+    finally:
+        document.close()
+    if pages == 0:
+        raise ApiError(ErrorCode.INVALID_PDF, f"'{name}' has no pages")
+    return pages
+
+
+def render_pdf(name: str, data: bytes) -> list[Page]:
+    """One greyscale PNG per page at PDF_RENDER_DPI (lower for huge pages, to stay under MAX_IMAGE_PIXELS)."""
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(data)
+    pages = []
+    try:
+        for index in range(len(document)):
+            page = document[index]
+            width_pt, height_pt = page.get_size()
+            scale = settings.PDF_RENDER_DPI / 72
+            pixels = width_pt * height_pt * scale * scale
+            if pixels > settings.MAX_IMAGE_PIXELS:
+                scale *= (settings.MAX_IMAGE_PIXELS / pixels) ** 0.5 * 0.99
+            bitmap = page.render(scale=scale, grayscale=True)
+            buffer = io.BytesIO()
+            bitmap.to_pil().save(buffer, format="PNG")
+            pages.append(Page(f"{name}#page={index + 1}", buffer.getvalue(), ".png"))
+            page.close()
+    finally:
+        document.close()
+    return pages
+
+
+def decode_base64_image(text: str) -> bytes:
+    """The bytes of a canvas export: a ``data:image/png;base64,...`` URL or bare base64."""
+    if text.startswith("data:"):
+        _, _, text = text.partition(",")
+    if len(text) > settings.MAX_IMAGE_BYTES * 4 // 3 + 8:
+        raise _too_large("image_base64", len(text) * 3 // 4, settings.MAX_IMAGE_BYTES, "MAX_IMAGE_BYTES")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(ErrorCode.INVALID_BASE64, "image_base64 is not valid base64")
+
+
+def expand_uploads(files: list[tuple[str, bytes]], pages_already: int = 0) -> list[Page]:
+    """Images stay one page each; PDFs become one page per PDF page. Checks MAX_PAGES_PER_BATCH first."""
+    total = pages_already
+    for name, data in files:
+        total += count_pdf_pages(name, data) if is_pdf(data) else 1
+    if total > settings.MAX_PAGES_PER_BATCH:
+        raise ApiError(
+            ErrorCode.TOO_MANY_PAGES, f"the batch would hold {total} pages; the limit MAX_PAGES_PER_BATCH is {settings.MAX_PAGES_PER_BATCH}",
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, limit="MAX_PAGES_PER_BATCH", limit_value=settings.MAX_PAGES_PER_BATCH,
+        )
+    pages: list[Page] = []
+    for name, data in files:
+        if is_pdf(data):
+            pages.extend(check_image(page.name, page.data) for page in render_pdf(name, data))
+        else:
+            pages.append(check_image(name, data))
+    return pages

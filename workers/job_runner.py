@@ -1,0 +1,62 @@
+"""Run one recognition job: claim it, read its image, recognise, store the result and pictures.
+
+The Celery task is a thin shell over :func:`run_job`; this function can equally be
+called from a shell or a test with a job id.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from webapp.recognition import services
+from webapp.recognition.errors import ErrorCode
+from workers import model_cache
+from workers.pipeline import explain
+from workers.pipeline.errors import RecognitionError
+from workers.pipeline.recognize import record, recognize
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError)
+"""Worth a retry: the database or the storage was briefly unreachable. A bad image is not."""
+
+
+def run_job(job_id: str) -> str:
+    """Returns what happened: 'succeeded', 'failed', or 'skipped' (finished, leased elsewhere, gone)."""
+    claim = services.claim_job(job_id)
+    if claim is None:
+        return "skipped"
+    started = time.monotonic()
+    try:
+        data = services.read_image(claim.job)
+        classifier = model_cache.get_classifier()
+        version = classifier.version
+        try:
+            result = recognize(data, classifier, max_pixels=settings.MAX_IMAGE_PIXELS)
+        except RecognitionError as error:
+            services.finish_job(claim, record=record(claim.job.source_name, error=error), error=error, model_version=version)
+            return "failed"
+        pictures = explain.explain(result)
+        sheet = explain.symbol_sheet(result)
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        saved = services.finish_job(
+            claim, record=record(claim.job.source_name, result), error=result.error, model_version=version,
+            pictures=pictures, crops_png=sheet, processing_ms=elapsed_ms,
+        )
+    except SoftTimeLimitExceeded:
+        error = RecognitionError(ErrorCode.PROCESSING_TIMEOUT.value, f"recognition took longer than {settings.JOB_SOFT_TIME_LIMIT} s")
+        services.finish_job(claim, record=record(claim.job.source_name, error=error), error=error, model_version=None)
+        return "failed"
+    except TRANSIENT_ERRORS:
+        try:
+            services.release_job(claim)
+        except TRANSIENT_ERRORS:
+            pass  # the lease runs out and the sweep re-enqueues
+        raise
+    if not saved:
+        return "skipped"
+    return "failed" if result.error else "succeeded"

@@ -1,0 +1,45 @@
+"""Celery tasks: thin shells that take a job id and call the services.
+
+``recognition.recognize`` runs on the ``inference`` queue; the sweep and the
+retention purge run on ``maintenance`` under Celery beat.
+"""
+from __future__ import annotations
+
+import django
+
+django.setup()
+
+from celery import Task  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from webapp.recognition import services  # noqa: E402
+from webapp.recognition.errors import ErrorCode  # noqa: E402
+from workers import job_runner  # noqa: E402
+from workers.celery_app import app  # noqa: E402
+
+
+class JobTask(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        # The one place a job is marked FAILED for an error nothing else recorded
+        # (a bug, or transient errors that outlived their retries).
+        job_id = args[0] if args else kwargs.get("job_id")
+        services.fail_job(job_id, ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+
+
+@app.task(
+    name=services.RECOGNIZE_TASK, base=JobTask, bind=True, acks_late=True,
+    autoretry_for=job_runner.TRANSIENT_ERRORS, retry_backoff=2, retry_backoff_max=60, retry_jitter=True, max_retries=5,
+    soft_time_limit=settings.JOB_SOFT_TIME_LIMIT, time_limit=settings.JOB_TIME_LIMIT,
+)
+def recognize(self, job_id: str) -> str:
+    return job_runner.run_job(job_id)
+
+
+@app.task(name="recognition.sweep", ignore_result=True)
+def sweep() -> dict:
+    return services.sweep()
+
+
+@app.task(name="recognition.purge_expired", ignore_result=True)
+def purge_expired() -> int:
+    return services.purge_expired()
