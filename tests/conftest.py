@@ -7,3 +7,33 @@ settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True
 settings.register_profile("dev", max_examples=500, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """The whole service, started once per session: gunicorn, a worker and beat on PostgreSQL and Redis.
+
+    The test process talks to it over HTTP, and uses the ORM on the same database
+    only to arrange what a test cannot reach through the API (an old job, an expired lease).
+    """
+    from tests.stack import Stack
+
+    started = Stack.start(tmp_path_factory.mktemp("stack"))
+    os.environ.update({k: v for k, v in started.env.items() if k in _DJANGO_ENV})
+    import django
+
+    django.setup()
+    yield started
+    from django.db import connections
+
+    connections.close_all()
+    started.stop()
+
+
+_DJANGO_ENV = {
+    "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "VAR_DIR", "MEDIA_ROOT", "STATIC_ROOT",
+    "JOB_SWEEP_INTERVAL", "JOB_REQUEUE_AFTER", "JOB_SOFT_TIME_LIMIT", "JOB_TIME_LIMIT", "JOB_LEASE_SECONDS", "JOB_MAX_ATTEMPTS",
+}

@@ -32,7 +32,12 @@ def run_job(job_id: str) -> str:
         return "skipped"
     started = time.monotonic()
     try:
-        data = services.read_image(claim.job)
+        try:
+            data = services.read_image(claim.job)
+        except FileNotFoundError:
+            error = RecognitionError(ErrorCode.IMAGE_MISSING.value, "the job's stored image is gone")
+            services.finish_job(claim, record=record(claim.job.source_name, error=error), error=error, model_version=None)
+            return "failed"
         classifier = model_cache.get_classifier()
         version = classifier.version
         try:

@@ -41,6 +41,7 @@ class ErrorCode(models.TextChoices):
     # Jobs (in a failed job's `error`)
     NOT_AN_IMAGE = "not_an_image", "Job: the stored file is not a readable image."
     EMPTY_IMAGE = "empty_image", "Job: the image has no pixels."
+    IMAGE_MISSING = "image_missing", "Job: its stored image is gone (deleted from storage before a worker read it)."
     TRUNCATED_IMAGE = "truncated_image", "Job: the image data is incomplete or corrupt."
     NO_SYMBOLS = "no_symbols", "Job: no symbols were found (a blank image, or only specks)."
     TOO_MANY_SYMBOLS = "too_many_symbols", "Job: more symbols than a line or page may hold."

@@ -29,6 +29,10 @@ class Page:
     data: bytes
     extension: str
 
+    def __post_init__(self):
+        # A file name is shown and stored: no control characters (PostgreSQL refuses NUL).
+        object.__setattr__(self, "name", "".join(c for c in self.name if c.isprintable())[:255] or "upload")
+
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()

@@ -72,6 +72,15 @@ class CSVRenderer(BaseRenderer):
         return data
 
 
+class ErrorsAsJSON:
+    """Errors are JSON even on the URLs that serve a PNG or a CSV."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if isinstance(response, Response) and response.status_code >= 400:
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
 def _check_request_size(request) -> None:
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if length > settings.MAX_REQUEST_BYTES:
@@ -100,7 +109,7 @@ def _accepted(request, data: dict, location: str) -> Response:
     return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": location, "Retry-After": POLL_AFTER_SECONDS})
 
 
-class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+class JobViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Recognition jobs: submit an image, poll it, fetch its step pictures, correct it."""
 
     serializer_class = JobSerializer
@@ -142,8 +151,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
             raise ApiError(ErrorCode.UNSUPPORTED_FILE_TYPE, "a job takes one image; send PDFs to /api/v1/batches/")
         page = uploads.check_image(name, data)
         key = request.headers.get("Idempotency-Key") or None
-        if key and len(key) > 255:
-            raise ApiError(ErrorCode.INVALID_REQUEST, "Idempotency-Key is at most 255 characters", field="Idempotency-Key")
+        if key and (len(key) > 255 or not key.isascii() or not key.isprintable()):
+            raise ApiError(ErrorCode.INVALID_REQUEST, "Idempotency-Key must be 1-255 printable ASCII characters", field="Idempotency-Key")
         job, created = services.submit_job(request.user, page, form.validated_data["kind"], idempotency_key=key)
         body = JobSerializer(job, context={"request": request}).data
         response = _accepted(request, body, body["url"])
@@ -197,7 +206,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
         return Response(body)
 
 
-class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+class BatchViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Scanned worksheets: many files or multi-page PDFs, one job per page, marked line by line."""
 
     serializer_class = BatchSerializer

@@ -1,0 +1,268 @@
+"""The job API end to end: real gunicorn, Celery worker, PostgreSQL and Redis (see conftest.stack)."""
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from tests.images import line_png, worksheet_pdf
+from tests.stack import wait_until
+
+pytestmark = pytest.mark.slow
+
+STEPS = {"binarised", "boxes", "crops", "summary"}
+
+
+def test_a_canvas_line_is_submitted_polled_and_read_with_its_step_pictures(stack):
+    client = stack.client()
+    response = client.submit(line_png("12+3*4", seed=1))
+    assert response.status_code == 202
+    assert response.headers["Retry-After"] == "1"
+    job_url = response.headers["Location"]
+    assert job_url == response.json()["url"] and response.json()["status"] in ("queued", "running", "succeeded")
+
+    job = client.wait(job_url)
+    assert job["status"] == "succeeded", job
+    (line,) = job["result"]["lines"]
+    assert (line["expression"], line["value"], line["answer"], line["correct"]) == ("12+3*4", 24, None, None)
+    assert job["model_version"] == client.get(stack.api("models/")).json()["active"]
+    assert job["attempts"] == 1 and job["processing_ms"] > 0 and job["error"] is None
+    assert job["started_at"] >= job["queued_at"] and job["finished_at"] >= job["started_at"]
+    assert set(job["steps"]) == STEPS
+    for url in job["steps"].values():
+        picture = client.get(url)
+        assert picture.status_code == 200 and picture.headers["Content-Type"] == "image/png"
+        assert picture.content[:4] == b"\x89PNG"
+    original = client.get(job_url + "image/")
+    assert original.status_code == 200 and original.content == line_png("12+3*4", seed=1)
+
+
+def test_a_base64_canvas_in_json_with_a_written_answer_is_checked(stack):
+    client = stack.client()
+    data_url = "data:image/png;base64," + base64.b64encode(line_png("7*8=54", seed=2)).decode()
+    response = client.post(stack.api("jobs/"), json={"image_base64": data_url})
+    assert response.status_code == 202
+    job = client.wait(response.headers["Location"])
+    (line,) = job["result"]["lines"]
+    assert (line["expression"], line["value"], line["answer"], line["correct"]) == ("7*8", 56, 54, False)
+
+
+def test_jobs_are_listed_newest_first_with_a_cursor_and_a_status_filter(stack):
+    client = stack.client()
+    urls = [client.submit(line_png(text, seed=3)).headers["Location"] for text in ("6*7", "7*8=56", "12+3*4")]
+    for url in urls:
+        client.wait(url)
+    first = client.get(stack.api("jobs/"), params={"page_size": 2}).json()
+    assert [job["url"] for job in first["results"]] == urls[::-1][:2]
+    second = client.get(first["next"]).json()
+    assert [job["url"] for job in second["results"]] == urls[:1] and second["next"] is None
+    succeeded = client.get(stack.api("jobs/"), params={"status": "succeeded"}).json()["results"]
+    assert len(succeeded) == 3
+    assert client.get(stack.api("jobs/"), params={"status": "queued"}).json()["results"] == []
+
+
+def test_deleting_a_job_removes_its_row_and_every_stored_file(stack):
+    from webapp.recognition.models import Job
+
+    client = stack.client()
+    url = client.submit(line_png("6*7", seed=4)).headers["Location"]
+    job = client.wait(url)
+    stored = Job.objects.get(pk=job["id"])
+    media = Path(stack.env["MEDIA_ROOT"])
+    files = [media / name for name in [stored.image.name, stored.symbol_crops, *stored.steps.values()]]
+    assert all(path.is_file() for path in files) and len(files) == 6
+    assert client.delete(url).status_code == 204
+    assert client.get(url).status_code == 404
+    wait_until(lambda: not any(path.exists() for path in files), 10, what="the files to go")
+
+
+def test_the_same_idempotency_key_returns_the_original_job(stack):
+    client, other = stack.client(), stack.client()
+    png = line_png("6*7", seed=5)
+    first = client.submit(png, headers={"Idempotency-Key": "upload-42"})
+    again = client.submit(png, headers={"Idempotency-Key": "upload-42"})
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+    clash = client.submit(line_png("7*8=56", seed=5), headers={"Idempotency-Key": "upload-42"})
+    assert clash.status_code == 409 and clash.json()["error"]["code"] == "idempotency_key_reused"
+    assert clash.json()["error"]["job"] == first.json()["id"]
+    # Keys belong to a user: another user's same key is a new job.
+    assert other.submit(png, headers={"Idempotency-Key": "upload-42"}).json()["id"] != first.json()["id"]
+    assert len(client.get(stack.api("jobs/")).json()["results"]) == 1
+
+
+def _alternative_that_parses(line: dict) -> tuple[int, str, str]:
+    """A (symbol index, shown alternative, new text) that still forms an expression."""
+    from workers.pipeline import grammar
+    from workers.pipeline.errors import RecognitionError
+
+    text = [symbol["symbol"] for symbol in line["symbols"]]
+    for index, symbol in enumerate(line["symbols"]):
+        for choice, _ in symbol["top3"][1:]:
+            candidate = "".join(text[:index] + [choice] + text[index + 1:])
+            try:
+                grammar.parse_line(candidate)
+            except RecognitionError:
+                continue
+            return index, choice, candidate
+    raise AssertionError(f"no shown alternative of {text} parses")
+
+
+def test_a_correction_by_alternative_or_by_typing_re_evaluates_and_keeps_the_crops(stack, tmp_path):
+    from django.core.management import call_command
+
+    from workers.pipeline import grammar
+
+    client = stack.client()
+    url = client.submit(line_png("12+3*4", seed=1)).headers["Location"]
+    job = client.wait(url)
+    (line,) = job["result"]["lines"]
+    index, choice, text = _alternative_that_parses(line)
+
+    corrected = client.post(url + "corrections/", json={"line": 0, "symbol": index, "choice": choice})
+    assert corrected.status_code == 200, corrected.text
+    body = corrected.json()
+    fixed = body["result"]["lines"][0]
+    assert fixed["expression"] == grammar.parse_line(text).expression and fixed["value"] == grammar.parse_line(text).value
+    assert fixed["value"] != 24 and fixed["corrected"] is True and fixed["read_as"] == "12+3*4"
+    assert fixed["symbols"][index]["symbol"] == choice
+    assert body["correction"]["labels"] == text
+    assert client.get(url).json()["result"]["lines"][0]["value"] == fixed["value"]  # stored, no new job
+    assert len(client.get(stack.api("jobs/")).json()["results"]) == 1
+
+    typed = client.post(url + "corrections/", json={"line": 0, "expression": "12 + 3 × 5"}).json()
+    assert (typed["result"]["lines"][0]["expression"], typed["result"]["lines"][0]["value"]) == ("12+3*5", 27)
+    assert typed["result"]["lines"][0]["read_as"] == "12+3*4"
+
+    call_command("export_corrections", str(tmp_path), stdout=io.StringIO())
+    rows = list(csv.DictReader(open(tmp_path / "labels.csv")))
+    mine = [row for row in rows if row["job"] == job["id"]]
+    assert "".join(row["label"] for row in mine) == text + "12+3*5"
+    from PIL import Image
+
+    assert Image.open(tmp_path / mine[0]["file"]).size == (28, 28)
+
+
+def test_an_unparsable_line_fails_with_its_best_reading_and_a_typed_fix_recovers_it(stack):
+    client = stack.client()
+    url = client.submit(line_png("7+", seed=1)).headers["Location"]
+    job = client.wait(url)
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "unparsable_expression" and job["error"]["best_reading"] == "7+"
+    assert set(job["steps"]) == STEPS  # the pictures show what was seen
+    fixed = client.post(url + "corrections/", json={"expression": "7+1"}).json()
+    assert fixed["status"] == "succeeded" and fixed["error"] is None
+    assert fixed["result"]["lines"][0]["value"] == 8
+
+
+def test_a_batch_of_a_three_page_pdf_and_an_image_is_marked_page_by_page(stack):
+    pages = [["7*8=56", "12-5=7", "3*(4+2)=18"], ["9+8=16", "6*7=42", "15-6=9"], ["2+2=4", "8*3=24", "(6-2)*5=20"]]
+    client = stack.client()
+    pdf = worksheet_pdf(pages, seed=2, dpi=200)
+    response = client.post(stack.api("batches/"), files=[("files", ("week1.pdf", pdf, "application/pdf"))], data={"name": "Week 1"})
+    assert response.status_code == 202, response.text
+    batch_url = response.headers["Location"]
+    assert response.json()["progress"]["total"] == 3 and response.json()["name"] == "Week 1"
+
+    more = client.post(batch_url + "pages/", files=[("files", ("extra.png", line_png("7*8=54", seed=2), "image/png"))])
+    assert more.status_code == 202 and more.json()["progress"]["total"] == 4
+
+    batch = wait_until(lambda: (b := client.get(batch_url).json())["finished"] and b, 120, what="the batch")
+    assert batch["progress"] == {"done": 4, "total": 4, "failed": 0}
+    assert [page["source_name"] for page in batch["pages"]] == ["week1.pdf#page=1", "week1.pdf#page=2", "week1.pdf#page=3", "extra.png"]
+    wrong = {"9+8=16"}  # a pupil's mistake, written on page 2
+    for page, lines in zip(batch["pages"], pages):
+        assert [(l["expression"], l["answer"], l["correct"]) for l in page["lines"]] == [
+            (text.split("=")[0], int(text.split("=")[1]), text not in wrong) for text in lines
+        ]
+    assert [page["score"]["correct"] for page in batch["pages"]] == [3, 2, 3, 0]
+    assert batch["pages"][1]["score"] == {"correct": 2, "answered": 3, "total": 3}
+    assert batch["score"] == {"correct": 8, "answered": 10, "total": 10}
+
+    exported = client.get(batch["results_csv"])
+    assert exported.status_code == 200 and exported.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert len(rows) == 10 and rows[0]["expression"] == "7*8" and rows[0]["correct"] == "yes"
+    assert rows[-1]["written_answer"] == "54" and rows[-1]["value"] == "56" and rows[-1]["correct"] == "no"
+
+    job_urls = [page["job"] for page in batch["pages"]]
+    assert client.delete(batch_url).status_code == 204
+    assert client.get(batch_url).status_code == 404
+    assert all(client.get(url).status_code == 404 for url in job_urls)
+
+
+def test_users_see_only_their_own_jobs_and_batches(stack):
+    owner, stranger = stack.client(), stack.client()
+    job_url = owner.submit(line_png("6*7", seed=6)).headers["Location"]
+    owner.wait(job_url)
+    batch_url = owner.post(stack.api("batches/"), files=[("files", ("p.png", line_png("6*7", seed=6), "image/png"))]).headers["Location"]
+    for url in (job_url, job_url + "steps/boxes.png", job_url + "image/", batch_url, batch_url + "results.csv"):
+        response = stranger.get(url)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found", url
+    assert stranger.delete(job_url).status_code == 404
+    assert stranger.post(job_url + "corrections/", json={"expression": "1+1"}).status_code == 404
+    assert stranger.get(stack.api("jobs/")).json()["results"] == []
+    assert stranger.get(stack.api("batches/")).json()["results"] == []
+    assert owner.get(job_url).status_code == 200
+
+
+def test_tokens_come_from_the_endpoint_and_the_api_needs_one(stack):
+    import requests
+
+    stack.client(username="alice-token", password="correct horse battery")
+    anonymous = requests.get(stack.api("jobs/"))
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "not_authenticated"
+    wrong = requests.get(stack.api("jobs/"), headers={"Authorization": "Token nope"})
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "authentication_failed"
+    denied = requests.post(stack.api("auth/token/"), json={"username": "alice-token", "password": "wrong"})
+    assert denied.status_code == 401 and denied.json()["error"]["code"] == "authentication_failed"
+    token = requests.post(stack.api("auth/token/"), json={"username": "alice-token", "password": "correct horse battery"}).json()["token"]
+    assert requests.get(stack.api("jobs/"), headers={"Authorization": f"Token {token}"}).status_code == 200
+
+
+def test_uploads_are_throttled_with_retry_after(stack):
+    client = stack.client()
+    limit = int(stack.env["UPLOAD_THROTTLE_RATE"].split("/")[0])
+    for _ in range(limit):
+        assert client.post(stack.api("jobs/"), data={}).status_code == 400  # counted, though empty
+    throttled = client.post(stack.api("jobs/"), data={})
+    assert throttled.status_code == 429
+    error = throttled.json()["error"]
+    assert error["code"] == "throttled" and error["retry_after"] > 0
+    assert int(throttled.headers["Retry-After"]) == error["retry_after"]
+    assert client.get(stack.api("jobs/")).status_code == 200  # reading is not throttled
+    assert stack.client().submit(line_png("6*7", seed=6)).status_code == 202  # nor are other users
+
+
+def test_model_versions_are_listed_with_the_active_one(stack):
+    from models import registry
+
+    body = stack.client().get(stack.api("models/")).json()
+    assert body["active"] == registry.active_version()
+    assert [v["version"] for v in body["versions"]] == registry.list_versions()
+    assert [v["version"] for v in body["versions"] if v["active"]] == [body["active"]]
+    assert all(v["metrics"]["test_accuracy"] > 0.9 for v in body["versions"])
+
+
+def test_schema_docs_and_health(stack):
+    import requests
+
+    from webapp.recognition.errors import ErrorCode
+
+    schema = requests.get(f"{stack.url}/api/schema/", headers={"Accept": "application/json"})
+    assert schema.status_code == 200
+    enum = schema.json()["components"]["schemas"]["ErrorCodeEnum"]["enum"]
+    assert set(enum) == set(ErrorCode.values)
+    assert "202" in schema.json()["paths"]["/api/v1/jobs/"]["post"]["responses"]
+    docs = requests.get(f"{stack.url}/api/docs/")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    script = docs.text.split('src="')[1].split('"')[0]
+    assert script.startswith("/static/") and requests.get(stack.url + script).status_code == 200  # served here, no CDN
+    assert requests.get(f"{stack.url}/healthz").json() == {"status": "ok"}
+    ready = requests.get(f"{stack.url}/readyz").json()
+    assert ready["status"] == "ok" and set(ready["checks"]) == {"database", "broker", "model"}
+    documented = Path(__file__).resolve().parent.parent.joinpath("docs/errors.md").read_text()
+    assert all(f"`{code}`" in documented for code in ErrorCode.values)
