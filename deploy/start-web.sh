@@ -9,4 +9,4 @@ exec gunicorn webapp.config.wsgi:application \
   --worker-class gthread --workers "${WEB_CONCURRENCY:-2}" --threads "${WEB_THREADS:-4}" \
   --timeout "${WEB_TIMEOUT:-30}" --graceful-timeout 20 \
   --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" \
-  --access-logfile - --error-logfile -
+  --no-control-socket --access-logfile - --error-logfile -

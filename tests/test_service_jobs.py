@@ -1,0 +1,156 @@
+"""Jobs are never lost and never finish twice: leases, the sweep, a broker that is down, retention."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from django.core.files.base import ContentFile
+
+from tests.images import line_png
+from tests.stack import REPO, free_port, start_process, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def _stored_job(client, text: str, seed: int, **fields):
+    """A job row with a real stored image, arranged in a state the API cannot produce on demand."""
+    from webapp.recognition.models import Job
+
+    job = Job(owner=client.user, image_sha256="0" * 64, source_name=f"{text}.png", **fields)
+    job.image.save(f"jobs/{job.id}/input.png", ContentFile(line_png(text, seed)), save=False)
+    job.save()
+    return job
+
+
+def test_a_job_whose_worker_died_is_run_again_when_its_lease_expires(stack):
+    from django.utils import timezone
+
+    client = stack.client()
+    # As a worker killed mid-job leaves it: running, one attempt spent, its lease now over.
+    job = _stored_job(client, "6*7", 1, status="running", attempts=1, lease_expires_at=timezone.now() - timedelta(seconds=1),
+                      enqueued_at=timezone.now() - timedelta(minutes=1))
+    body = client.wait(stack.api(f"jobs/{job.id}/"), timeout=60)
+    assert body["status"] == "succeeded" and body["attempts"] == 2
+    assert body["result"]["lines"][0]["value"] == 42
+
+
+def test_a_queued_job_whose_message_was_lost_is_enqueued_by_the_sweep(stack):
+    client = stack.client()
+    # As a Redis restart or a lost message leaves it: queued, never sent (or sent into the void).
+    job = _stored_job(client, "7*8=56", 2)
+    body = client.wait(stack.api(f"jobs/{job.id}/"), timeout=60)
+    assert body["status"] == "succeeded" and body["result"]["lines"][0]["correct"] is True
+
+
+def test_a_job_past_its_attempts_fails_with_too_many_attempts(stack):
+    from django.utils import timezone
+
+    client = stack.client()
+    job = _stored_job(client, "6*7", 1, status="running", attempts=3, max_attempts=3,
+                      lease_expires_at=timezone.now() - timedelta(seconds=1))
+    body = client.wait(stack.api(f"jobs/{job.id}/"), timeout=30)
+    assert body["status"] == "failed" and body["error"]["code"] == "too_many_attempts"
+    assert body["attempts"] == 3 and body["result"] is None
+
+
+def test_a_stale_attempt_can_neither_claim_a_live_job_nor_overwrite_a_newer_attempt(stack):
+    from django.utils import timezone
+
+    from webapp.recognition import services
+    from webapp.recognition.models import Job
+
+    client = stack.client()
+    # Sent "in the future" so the sweep leaves it to this test.
+    job = _stored_job(client, "6*7", 1, enqueued_at=timezone.now() + timedelta(hours=1))
+    first = services.claim_job(job.id)
+    assert first is not None and services.claim_job(job.id) is None  # leased: nobody else takes it
+    Job.objects.filter(pk=job.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    second = services.claim_job(job.id)
+    assert second is not None and second.token != first.token
+    assert not services.finish_job(first, record={"stale": True}, error=None, model_version="old", pictures={"boxes": b"png"})
+    assert services.finish_job(second, record={"fresh": True}, error=None, model_version="new")
+    job.refresh_from_db()
+    assert (job.status, job.result, job.model_version, job.attempts, job.steps) == ("succeeded", {"fresh": True}, "new", 2, {})
+    assert services.claim_job(job.id) is None  # finished jobs are never run again
+
+
+def test_a_submit_while_the_broker_is_down_is_accepted_and_run_later(stack):
+    port = free_port()
+    # A web process whose broker is unreachable, on the same database as the running stack.
+    env = {**stack.env, "CELERY_BROKER_URL": "redis://127.0.0.1:9/0", "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
+    web = start_process("web-no-broker", ["deploy/start-web.sh"], env, stack.folder)
+    client = stack.client()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(f"{url}/healthz"), 60, what="the web process without a broker")
+        response = client.post(f"{url}/api/v1/jobs/", files={"image": ("l.png", line_png("12+3*4", 1), "image/png")}, timeout=15)
+        assert response.status_code == 202 and response.elapsed.total_seconds() < 5
+        ready = requests.get(f"{url}/readyz").json()
+        assert ready["checks"]["broker"].startswith("error")
+    finally:
+        web.stop()
+    job_url = stack.api(f"jobs/{response.json()['id']}/")
+    body = client.wait(job_url, timeout=60)  # the sweep, on the healthy broker, sent it
+    assert body["status"] == "succeeded" and body["result"]["lines"][0]["value"] == 24
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def test_jobs_older_than_the_retention_period_are_purged_with_their_files(stack):
+    from django.conf import settings
+    from django.utils import timezone
+
+    from webapp.recognition.models import Job
+    from workers.celery_app import app
+
+    client = stack.client()
+    old_url = client.submit(line_png("6*7", 1)).headers["Location"]
+    recent_url = client.submit(line_png("6*7", 2)).headers["Location"]
+    old, recent = client.wait(old_url), client.wait(recent_url)
+    stored = Job.objects.get(pk=old["id"])
+    files = [Path(stack.env["MEDIA_ROOT"]) / name for name in [stored.image.name, *stored.steps.values()]]
+    days = settings.JOB_RETENTION_DAYS
+    Job.objects.filter(pk=old["id"]).update(queued_at=timezone.now() - timedelta(days=days, minutes=1))
+    Job.objects.filter(pk=recent["id"]).update(queued_at=timezone.now() - timedelta(days=days - 1))
+    app.send_task("recognition.purge_expired")  # what beat sends every JOB_PURGE_INTERVAL
+    wait_until(lambda: client.get(old_url).status_code == 404, 30, what="the purge")
+    assert client.get(recent_url).status_code == 200
+    wait_until(lambda: not any(path.exists() for path in files), 10, what="the files to go")
+
+
+def test_make_run_serves_a_job_end_to_end_with_no_servers(tmp_path):
+    """The embedded default: SQLite, the filesystem broker and a file cache, all under VAR_DIR."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "DJANGO_SETTINGS_MODULE", "MEDIA_ROOT", "STATIC_ROOT")}
+    env.update(PORT=str(port), VAR_DIR=str(tmp_path / "var"), TF_NUM_THREADS="1")
+    log = tmp_path / "run.log"
+    process = subprocess.Popen(["deploy/run-local.sh"], cwd=REPO, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        token = wait_until(lambda: re.search(r"API token:\s+(\w+)", log.read_text()), 120, what="make run's banner").group(1)
+        headers = {"Authorization": f"Token {token}"}
+        response = requests.post(f"http://127.0.0.1:{port}/api/v1/jobs/", headers=headers,
+                                 files={"image": ("l.png", line_png("12+3*4", 1), "image/png")})
+        assert response.status_code == 202, response.text
+        url = response.headers["Location"]
+        body = wait_until(lambda: (b := requests.get(url, headers=headers).json())["status"] in ("succeeded", "failed") and b,
+                          120, what="the embedded job")
+        assert body["status"] == "succeeded" and body["result"]["lines"][0]["value"] == 24
+        assert (tmp_path / "var" / "db.sqlite3").exists() and (tmp_path / "var" / "broker").is_dir()
+        assert requests.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+    except BaseException:
+        print(log.read_text()[-5000:])
+        raise
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
