@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv test data train validate-real run clean bench
+.PHONY: venv test data train validate-real run solve clean bench
 
 venv: $(STAMP)
 
@@ -32,8 +32,13 @@ test: $(STAMP) data
 train: $(STAMP) data
 	$(PY) -m training.train $(TRAIN_ARGS)
 
-# Until the job service lands, `make run` reads the example images with the committed model.
+# The whole service on this machine (gunicorn, a Celery worker, beat). With no DATABASE_URL /
+# CELERY_BROKER_URL set it needs no servers: SQLite and a filesystem broker under var/.
 run: $(STAMP)
+	deploy/run-local.sh
+
+# The recogniser alone, on the example images, with its step pictures.
+solve: $(STAMP)
 	$(PY) -m workers.cli solve docs/examples/line.png docs/examples/worksheet.png --explain var/explain
 	@echo "step pictures written under var/explain/"
 
