@@ -101,6 +101,7 @@ class Stack:
             "JOB_TIME_LIMIT": "30",
             "JOB_LEASE_SECONDS": "40",
             "JOB_MAX_ATTEMPTS": "3",
+            "JOB_MAX_RETRIES": "1",
             "UPLOAD_THROTTLE_RATE": "25/min",
             # Small limits, so that a test can go over each one cheaply.
             "MAX_IMAGE_BYTES": "3000000",

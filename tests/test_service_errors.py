@@ -4,7 +4,9 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 from PIL import Image
@@ -129,7 +131,7 @@ def test_session_requests_without_a_csrf_token_are_denied(stack):
 
 def test_jobs_fail_with_typed_codes(stack):
     client = stack.client()
-    blank = png(__import__("numpy").full((200, 500), 255, "uint8"))
+    blank = png(np.full((200, 500), 255, np.uint8))
     truncated = line_png("6*7", seed=1)[:200]  # a valid header, then nothing
     cases = {"no_symbols": blank, "truncated_image": truncated, "value_too_large": line_png("8" * 102, seed=3)}
     urls = {code: client.submit(data, name=f"{code}.png", kind="worksheet").headers["Location"] for code, data in cases.items()}
@@ -147,6 +149,38 @@ def test_a_job_whose_image_is_gone_fails_with_image_missing(stack):
     services.enqueue([job.id])
     body = client.wait(stack.api(f"jobs/{job.id}/"))
     assert body["status"] == "failed" and body["error"]["code"] == "image_missing"
+
+
+def test_a_job_over_its_soft_time_limit_fails_with_processing_timeout(stack):
+    from django.core.files.base import ContentFile
+
+    from tests.images import page_image
+    from webapp.recognition.models import Job
+    from workers.celery_app import app
+
+    client = stack.client()
+    page = png(page_image(["7*8=56", "12-5=7", "3*(4+2)=18", "9+8=17"], seed=1, dpi=300))
+    job = Job.objects.create(owner=client.user, kind="worksheet", image_sha256="0" * 64, source_name="page.png")
+    job.image.save(f"jobs/{job.id}/input.png", ContentFile(page))
+    # The same task, with a per-message soft limit far below what a 300 dpi page takes.
+    app.send_task("recognition.recognize", args=[str(job.id)], queue="inference", soft_time_limit=0.05, time_limit=30)
+    body = client.wait(stack.api(f"jobs/{job.id}/"))
+    assert body["status"] == "failed" and body["error"]["code"] == "processing_timeout", body["error"]
+
+
+def test_a_job_that_keeps_failing_on_storage_ends_with_internal_error(stack):
+    from webapp.recognition import services
+    from webapp.recognition.models import Job
+
+    client = stack.client()
+    folder = f"jobs/a-folder-not-a-file-{client.user.pk}"
+    (Path(stack.env["MEDIA_ROOT"]) / folder).mkdir(parents=True)
+    # Reading it raises IsADirectoryError: an OSError, retried JOB_MAX_RETRIES times, then recorded.
+    job = Job.objects.create(owner=client.user, image=folder, image_sha256="0" * 64, enqueued_at=None)
+    services.enqueue([job.id])
+    body = client.wait(stack.api(f"jobs/{job.id}/"), timeout=60)
+    assert body["status"] == "failed" and body["error"]["code"] == "internal_error"
+    assert "IsADirectoryError" in body["error"]["message"] and body["attempts"] == 2
 
 
 def test_a_database_outage_is_a_503_in_the_error_shape_and_liveness_stays_up(stack):

@@ -53,7 +53,7 @@ def run_job(job_id: str) -> str:
             pictures=pictures, crops_png=sheet, processing_ms=elapsed_ms,
         )
     except SoftTimeLimitExceeded:
-        error = RecognitionError(ErrorCode.PROCESSING_TIMEOUT.value, f"recognition took longer than {settings.JOB_SOFT_TIME_LIMIT} s")
+        error = RecognitionError(ErrorCode.PROCESSING_TIMEOUT.value, "recognition took longer than the soft time limit (JOB_SOFT_TIME_LIMIT)")
         services.finish_job(claim, record=record(claim.job.source_name, error=error), error=error, model_version=None)
         return "failed"
     except TRANSIENT_ERRORS:

@@ -10,6 +10,7 @@ import django
 django.setup()
 
 from celery import Task  # noqa: E402
+from celery.exceptions import SoftTimeLimitExceeded  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from webapp.recognition import services  # noqa: E402
@@ -23,12 +24,15 @@ class JobTask(Task):
         # The one place a job is marked FAILED for an error nothing else recorded
         # (a bug, or transient errors that outlived their retries).
         job_id = args[0] if args else kwargs.get("job_id")
-        services.fail_job(job_id, ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, SoftTimeLimitExceeded):  # the limit struck outside the pipeline's own handler
+            services.fail_job(job_id, ErrorCode.PROCESSING_TIMEOUT, f"the job took longer than its soft time limit: {exc}")
+        else:
+            services.fail_job(job_id, ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
 
 
 @app.task(
     name=services.RECOGNIZE_TASK, base=JobTask, bind=True, acks_late=True,
-    autoretry_for=job_runner.TRANSIENT_ERRORS, retry_backoff=2, retry_backoff_max=60, retry_jitter=True, max_retries=5,
+    autoretry_for=job_runner.TRANSIENT_ERRORS, retry_backoff=2, retry_backoff_max=60, retry_jitter=True, max_retries=settings.JOB_MAX_RETRIES,
     soft_time_limit=settings.JOB_SOFT_TIME_LIMIT, time_limit=settings.JOB_TIME_LIMIT,
 )
 def recognize(self, job_id: str) -> str:

@@ -131,6 +131,7 @@ DATA_UPLOAD_MAX_NUMBER_FILES = MAX_PAGES_PER_BATCH
 # --- Jobs: every deadline comes from the environment (seconds unless named otherwise).
 JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=180)
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
+JOB_MAX_RETRIES = env.int("JOB_MAX_RETRIES", default=5)  # transient errors (database, storage), with backoff
 JOB_SOFT_TIME_LIMIT = env.int("JOB_SOFT_TIME_LIMIT", default=60)
 JOB_TIME_LIMIT = env.int("JOB_TIME_LIMIT", default=90)
 JOB_SWEEP_INTERVAL = env.float("JOB_SWEEP_INTERVAL", default=30.0)
