@@ -42,8 +42,7 @@ def _glyph(symbol: str, rng: np.random.Generator) -> np.ndarray:
     return image[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
-# Size of each symbol relative to the line's digit height, and its vertical centre (0 top, 1 bottom).
-_LAYOUT = {"+": (0.6, 0.55), "-": (0.5, 0.55), "*": (0.55, 0.55), "=": (0.55, 0.55), "(": (1.15, 0.5), ")": (1.15, 0.5)}
+_LAYOUT = strokes.LINE_LAYOUT
 
 
 def render_line(text: str, rng: np.random.Generator, height: int = 60, pen_scale: float = 1.0) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:

@@ -429,3 +429,34 @@ def add_style_to_mnist(image: np.ndarray, label: int, rng: np.random.Generator) 
         half = int(height * _u(rng, 0.15, 0.25))
         cv2.line(out, (centre - half, mid_y), (centre + half, mid_y), 255, pen, cv2.LINE_AA)
     return out
+
+
+# --- whole lines as pen paths -------------------------------------------------------------
+
+LINE_LAYOUT = {"+": (0.6, 0.55), "-": (0.5, 0.55), "*": (0.55, 0.55), "=": (0.55, 0.55), "(": (1.15, 0.5), ")": (1.15, 0.5)}
+"""Size of each symbol relative to the line's digit height, and its vertical centre (0 top, 1 bottom)."""
+
+
+def line_paths(text: str, rng: np.random.Generator, height: float = 80.0, left: float = 30.0, top: float = 30.0) -> list[list[tuple[float, float]]]:
+    """``text`` as pen paths in pixels (y down), one per stroke, laid out left to right.
+
+    What a person's pointer would trace on a canvas: a browser test replays them
+    as pointer events, stroke by stroke.
+    """
+    paths: list[list[tuple[float, float]]] = []
+    x = left
+    for symbol in text:
+        styles = STYLES[symbol]
+        strokes = styles[int(rng.integers(len(styles)))](rng)
+        affine = _random_affine(rng)
+        curves = [catmull_rom(points @ affine.T) if smooth else points @ affine.T for points, smooth in strokes]
+        stacked = np.vstack(curves)
+        low, high = stacked.min(axis=0), stacked.max(axis=0)
+        width, tall = np.maximum(high - low, 1e-6)
+        relative, centre = LINE_LAYOUT.get(symbol, (1.0, 0.5))
+        scale = height * relative / (width if symbol in "-=" else tall)
+        y0 = top + height * centre - tall * scale / 2
+        for curve in curves:
+            paths.append([(float(x + (px - low[0]) * scale), float(y0 + (py - low[1]) * scale)) for px, py in curve])
+        x += width * scale + height * _u(rng, 0.25, 0.4)
+    return paths

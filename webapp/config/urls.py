@@ -1,9 +1,9 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from webapp.recognition import health
+from webapp.recognition import health, pages
 
 urlpatterns = [
     path("api/v1/", include("webapp.recognition.api.urls")),
@@ -12,5 +12,12 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
-    path("", RedirectView.as_view(pattern_name="swagger-ui", permanent=False)),  # until the web pages land
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", pages.draw, name="draw"),
+    path("jobs/<uuid:job_id>/", pages.job_page, name="job-page"),
+    path("worksheets/", pages.worksheets, name="worksheets"),
+    path("worksheets/<uuid:batch_id>/", pages.worksheets, name="worksheet-batch"),
+    path("history/", pages.history, name="history"),
+    path("account/token/", pages.api_token, name="api-token"),
 ]

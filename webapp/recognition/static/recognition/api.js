@@ -1,0 +1,46 @@
+/* Calls to the job API with the session cookie and Django's CSRF token. */
+"use strict";
+const Api = {
+  csrf() {
+    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  },
+  async request(url, options = {}) {
+    const headers = Object.assign({ "X-CSRFToken": Api.csrf(), Accept: "application/json" }, options.headers || {});
+    const response = await fetch(url, Object.assign({ credentials: "same-origin" }, options, { headers }));
+    if (response.status === 204) return null;
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const error = new Error((body.error && body.error.message) || `HTTP ${response.status}`);
+      error.code = body.error && body.error.code;
+      error.retryAfter = Number(response.headers.get("Retry-After")) || null;
+      throw error;
+    }
+    return body;
+  },
+  postJSON(url, data) {
+    return Api.request(url, { method: "POST", body: JSON.stringify(data), headers: { "Content-Type": "application/json" } });
+  },
+  sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); },
+  /* Poll a job until it has finished; onUpdate sees every state. */
+  async waitForJob(url, onUpdate) {
+    for (let delay = 300; ; delay = Math.min(delay * 1.3, 2000)) {
+      const job = await Api.request(url);
+      onUpdate(job);
+      if (job.status === "succeeded" || job.status === "failed") return job;
+      await Api.sleep(delay);
+    }
+  },
+};
+const SHOWN = { "*": "×", "-": "−" };
+function shown(text) { return Array.from(text || "").map((c) => SHOWN[c] || c).join(""); }
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}

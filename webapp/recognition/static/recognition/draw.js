@@ -1,0 +1,97 @@
+/* The drawing pad: pointer events (mouse, touch, pen), smooth strokes, undo, clear, pen width. */
+"use strict";
+document.addEventListener("DOMContentLoaded", () => {
+  const canvas = document.getElementById("pad");
+  const context = canvas.getContext("2d");
+  const pen = document.getElementById("pen");
+  const strokes = [];
+  let current = null;
+
+  function resize() {
+    const ratio = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth;
+    const height = canvas.clientHeight;
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+    context.setTransform(ratio, 0, 0, ratio, 0, 0);
+    redraw();
+  }
+
+  function drawStroke(stroke) {
+    const points = stroke.points;
+    context.lineWidth = stroke.width;
+    context.lineCap = "round";
+    context.lineJoin = "round";
+    context.strokeStyle = "#111";
+    context.beginPath();
+    context.moveTo(points[0].x, points[0].y);
+    if (points.length === 1) context.lineTo(points[0].x + 0.1, points[0].y);
+    // Quadratic curves through the midpoints: smooth, and exact at the ends.
+    for (let i = 1; i < points.length - 1; i++) {
+      const middle = { x: (points[i].x + points[i + 1].x) / 2, y: (points[i].y + points[i + 1].y) / 2 };
+      context.quadraticCurveTo(points[i].x, points[i].y, middle.x, middle.y);
+    }
+    if (points.length > 1) context.lineTo(points[points.length - 1].x, points[points.length - 1].y);
+    context.stroke();
+  }
+
+  function redraw() {
+    context.fillStyle = "#fff";
+    context.fillRect(0, 0, canvas.clientWidth, canvas.clientHeight);
+    strokes.forEach(drawStroke);
+    if (current) drawStroke(current);
+  }
+
+  function point(event) {
+    const box = canvas.getBoundingClientRect();
+    return { x: event.clientX - box.left, y: event.clientY - box.top };
+  }
+
+  canvas.addEventListener("pointerdown", (event) => {
+    event.preventDefault();
+    canvas.setPointerCapture(event.pointerId);
+    current = { width: Number(pen.value), points: [point(event)], pointerId: event.pointerId };
+    redraw();
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!current || event.pointerId !== current.pointerId) return;
+    const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
+    for (const e of (events.length ? events : [event])) current.points.push(point(e));
+    redraw();
+  });
+  function finish(event) {
+    if (!current || event.pointerId !== current.pointerId) return;
+    strokes.push(current);
+    current = null;
+    redraw();
+  }
+  canvas.addEventListener("pointerup", finish);
+  canvas.addEventListener("pointercancel", finish);
+
+  function undo() { strokes.pop(); redraw(); }
+  document.getElementById("undo").addEventListener("click", undo);
+  document.getElementById("clear").addEventListener("click", () => { strokes.length = 0; redraw(); });
+  document.addEventListener("keydown", (event) => {
+    if ((event.ctrlKey || event.metaKey) && event.key === "z") { event.preventDefault(); undo(); }
+  });
+
+  const submit = document.getElementById("submit");
+  submit.addEventListener("click", async () => {
+    const text = document.getElementById("progress-text");
+    if (!strokes.length) { document.getElementById("progress").hidden = false; text.textContent = "Draw something first."; return; }
+    submit.disabled = true;
+    try {
+      const job = await Api.postJSON("/api/v1/jobs/", { image_base64: canvas.toDataURL("image/png"), kind: "expression" });
+      history.replaceState(null, "", `#job=${job.id}`);
+      await Explain.follow(job.url);
+    } catch (error) {
+      document.getElementById("progress").hidden = false;
+      text.textContent = error.message;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+
+  window.addEventListener("resize", resize);
+  resize();
+});

@@ -1,0 +1,111 @@
+/* The step-by-step explanation of a job, and corrections from its alternatives. */
+"use strict";
+const LOW_CONFIDENCE = 0.8;
+const STATUS_TEXT = { queued: "Waiting for a worker…", running: "Reading…", succeeded: "Done", failed: "Could not read it" };
+
+const Explain = {
+  showProgress(job) {
+    const box = document.getElementById("progress");
+    if (!box) return;
+    box.hidden = job.status === "succeeded" || job.status === "failed";
+    document.getElementById("progress-text").textContent = STATUS_TEXT[job.status] || job.status;
+  },
+
+  async follow(url) {
+    const job = await Api.waitForJob(url, Explain.showProgress);
+    Explain.render(job);
+    return job;
+  },
+
+  render(job) {
+    const section = document.getElementById("explanation");
+    section.hidden = false;
+    section.dataset.job = job.url;
+    section.querySelector('[data-step="input"]').src = job.url + "image/";
+    for (const name of ["binarised", "boxes", "crops"]) {
+      const img = section.querySelector(`[data-step="${name}"]`);
+      if (job.steps[name]) { img.src = job.steps[name]; img.closest("li").hidden = false; }
+      else img.closest("li").hidden = true;
+    }
+    const problem = document.getElementById("job-error");
+    problem.hidden = !job.error;
+    if (job.error) {
+      problem.textContent = job.error.message + (job.error.best_reading ? ` (read as “${shown(job.error.best_reading)}”)` : "");
+    }
+    const lines = document.getElementById("lines");
+    lines.replaceChildren(...((job.result && job.result.lines) || []).map((line, index) => Explain.line(job, line, index)));
+  },
+
+  line(job, line, index) {
+    const box = el("div", { class: "line", "data-line": index });
+    const symbols = el("div", { class: "symbols", role: "group", "aria-label": `Line ${index + 1} symbols` });
+    line.symbols.forEach((symbol, position) => symbols.append(Explain.symbolButton(job, index, symbol, position)));
+    box.append(symbols);
+    const result = el("p", { class: "value", "data-testid": "value" });
+    if (line.error) {
+      result.append(el("span", { class: "bad", text: `? ${line.error.message}` }));
+    } else {
+      result.append(el("span", { class: "expr", text: shown(line.expression) }), " = ", el("strong", { text: String(line.value) }));
+      if (line.answer !== null && line.answer !== undefined) {
+        const right = line.correct === true;
+        result.append(el("span", { class: right ? "mark good" : "mark bad", text: ` written ${line.answer} ${right ? "✓" : "✗"}` }),
+                      el("span", { class: "sr-only", text: right ? " (right)" : " (wrong)" }));
+      }
+    }
+    if (line.corrected) result.append(el("span", { class: "hint", text: ` (corrected; first read as ${shown(line.read_as)})` }));
+    box.append(result);
+
+    const form = el("form", { class: "retype" });
+    const inputId = `retype-${index}`;
+    const input = el("input", { id: inputId, type: "text", value: shown(line.expression || "") + (line.answer !== null && line.answer !== undefined ? "=" + line.answer : ""), autocomplete: "off" });
+    form.append(el("label", { for: inputId, text: "Or type it:" }), input, el("button", { type: "submit", text: "Fix" }));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      Explain.correct(job, { line: index, expression: input.value });
+    });
+    box.append(form, el("p", { class: "error", role: "alert", hidden: "" }));
+    return box;
+  },
+
+  symbolButton(job, lineIndex, symbol, position) {
+    const [best, probability] = symbol.top3[0];
+    const sure = symbol.symbol === best ? probability : (symbol.top3.find(([c]) => c === symbol.symbol) || [null, 0])[1];
+    const low = sure < LOW_CONFIDENCE;
+    const wrap = el("span", { class: "symbol-wrap" });
+    const button = el("button", {
+      type: "button", class: low ? "symbol low" : "symbol", "aria-expanded": "false",
+      "aria-label": `Symbol ${position + 1}: ${shown(symbol.symbol)}, ${Math.round(sure * 100)}% sure${low ? ", low confidence" : ""}. Show alternatives.`,
+      "data-symbol": position,
+    }, shown(symbol.symbol));
+    const menu = el("div", { class: "alternatives", role: "menu", hidden: "" });
+    for (const [choice, p] of symbol.top3) {
+      const option = el("button", { type: "button", role: "menuitem", "data-choice": choice },
+                        el("span", { class: "alt", text: shown(choice) }), ` ${Math.round(p * 100)}%`);
+      if (choice === symbol.symbol) option.setAttribute("aria-current", "true");
+      option.addEventListener("click", () => Explain.correct(job, { line: lineIndex, symbol: position, choice }));
+      menu.append(option);
+    }
+    button.addEventListener("click", () => {
+      const open = menu.hidden;
+      document.querySelectorAll(".alternatives").forEach((m) => { m.hidden = true; });
+      document.querySelectorAll(".symbol[aria-expanded]").forEach((b) => b.setAttribute("aria-expanded", "false"));
+      menu.hidden = !open;
+      button.setAttribute("aria-expanded", String(open));
+      if (open) menu.querySelector("button").focus();
+    });
+    menu.addEventListener("keydown", (event) => { if (event.key === "Escape") { menu.hidden = true; button.focus(); } });
+    wrap.append(button, menu);
+    return wrap;
+  },
+
+  async correct(job, correction) {
+    const box = document.querySelector(`.line[data-line="${correction.line}"] .error`);
+    try {
+      const updated = await Api.postJSON(job.url + "corrections/", correction);
+      Explain.render(updated);
+    } catch (error) {
+      if (box) { box.hidden = false; box.textContent = error.message; }
+    }
+  },
+};
+window.Explain = Explain;

@@ -1,0 +1,92 @@
+/* Worksheet upload, batch progress, and one marked table per page. */
+"use strict";
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("upload");
+  const section = document.getElementById("batch");
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const problem = document.getElementById("upload-error");
+    problem.hidden = true;
+    const button = form.querySelector("button");
+    button.disabled = true;
+    try {
+      const data = new FormData();
+      for (const file of document.getElementById("files").files) data.append("files", file);
+      const name = document.getElementById("name").value.trim();
+      if (name) data.append("name", name);
+      const batch = await Api.request("/api/v1/batches/", { method: "POST", body: data });
+      window.history.pushState(null, "", `/worksheets/${batch.id}/`);
+      section.dataset.url = batch.url;
+      follow(batch.url);
+    } catch (error) {
+      problem.hidden = false;
+      problem.textContent = error.message;
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  async function follow(url) {
+    section.hidden = false;
+    for (;;) {
+      const batch = await Api.request(url);
+      render(batch);
+      if (batch.finished) return;
+      await Api.sleep(800);
+    }
+  }
+
+  function render(batch) {
+    document.getElementById("batch-title").textContent = batch.name || "Batch";
+    const bar = document.getElementById("batch-progress");
+    bar.max = Math.max(1, batch.progress.total);
+    bar.value = batch.progress.done;
+    document.getElementById("batch-progress-text").textContent =
+      `${batch.progress.done} of ${batch.progress.total} pages marked` + (batch.progress.failed ? `, ${batch.progress.failed} could not be read` : "");
+    document.getElementById("batch-score").textContent = batch.finished
+      ? `Score: ${batch.score.correct} right of ${batch.score.answered} answered (${batch.score.total} lines)` : "";
+    const csv = document.getElementById("batch-csv");
+    csv.href = batch.results_csv;
+    csv.hidden = !batch.finished;
+    document.getElementById("pages").replaceChildren(...batch.pages.map(page));
+  }
+
+  function page(summary) {
+    const box = el("article", { class: "page", "aria-label": `Page ${summary.page_number}` });
+    box.append(el("h3", { text: `Page ${summary.page_number}: ${summary.source_name}` }));
+    if (summary.status !== "succeeded" && summary.status !== "failed") {
+      box.append(el("p", { class: "hint", text: summary.status === "running" ? "Reading…" : "Waiting…" }));
+      return box;
+    }
+    if (summary.error && !summary.lines.length) {
+      box.append(el("p", { class: "error", text: summary.error.message }));
+      return box;
+    }
+    const table = el("table", { class: "marks" });
+    table.append(el("caption", { text: `Score ${summary.score.correct} / ${summary.score.answered}` }));
+    const head = el("tr");
+    for (const title of ["Line", "Expression", "Written answer", "Correct value", "Mark"]) head.append(el("th", { scope: "col", text: title }));
+    table.append(el("thead", {}, head));
+    const body = el("tbody");
+    for (const line of summary.lines) {
+      const row = el("tr");
+      row.append(el("td", { text: String(line.line) }), el("td", { class: "expr", text: line.expression ? shown(line.expression) : "?" }),
+                 el("td", { text: line.answer === null ? "—" : String(line.answer) }),
+                 el("td", { text: line.value === null ? "—" : String(line.value) }));
+      const mark = el("td", { class: "mark-cell" });
+      if (line.correct === true) mark.append(el("span", { class: "mark good", "aria-label": "right", text: "✓" }));
+      else if (line.correct === false) mark.append(el("span", { class: "mark bad", "aria-label": "wrong", text: "✗" }));
+      else mark.append(el("span", { class: "hint", text: line.error ? "unreadable" : "no answer" }));
+      row.append(mark);
+      body.append(row);
+    }
+    table.append(body);
+    box.append(el("div", { class: "table-wrap" }, table));
+    const overlay = el("img", { class: "overlay", src: summary.job + "steps/boxes.png", alt: `Page ${summary.page_number} with each symbol boxed`, loading: "lazy" });
+    box.append(el("details", {}, el("summary", { text: "Show how the page was read" }), overlay));
+    return box;
+  }
+
+  if (section.dataset.url) follow(section.dataset.url);
+});
