@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv test data train validate-real run solve clean bench
+.PHONY: venv test data browser train validate-real run solve clean bench
 
 venv: $(STAMP)
 
@@ -25,7 +25,12 @@ $(STAMP): $(REQS)
 data: $(STAMP)
 	$(PY) -m training.mnist fetch
 
-test: $(STAMP) data
+# Browser tests drive Debian's chromium through Playwright (never `playwright install`).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+test: $(STAMP) data browser
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 

@@ -23,14 +23,21 @@ def stack(tmp_path_factory):
 
     started = Stack.start(tmp_path_factory.mktemp("stack"))
     os.environ.update({k: v for k, v in started.env.items() if k in _DJANGO_ENV})
+    # Playwright's sync API runs an event loop in this thread; the ORM calls made here
+    # to arrange tests are still plain synchronous code.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     import django
 
     django.setup()
-    yield started
-    from django.db import connections
+    try:
+        yield started
+    finally:
+        try:
+            from django.db import connections
 
-    connections.close_all()
-    started.stop()
+            connections.close_all()
+        finally:
+            started.stop()
 
 
 _DJANGO_ENV = {

@@ -6,6 +6,7 @@ start scripts as `make run` and the Docker images, and is torn down at the end.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -62,10 +63,18 @@ class Process:
             self.popen.wait()
 
 
+def _die_with_the_tests() -> None:
+    """In the child: get SIGTERM if the test process dies, even by SIGKILL (Linux prctl PR_SET_PDEATHSIG)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
 def start_process(name: str, command: list[str], env: dict, folder: Path) -> Process:
     log = folder / f"{name}.log"
     handle = open(log, "ab")
-    popen = subprocess.Popen(command, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+    popen = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=_die_with_the_tests,
+    )
     return Process(name, popen, log)
 
 
@@ -90,6 +99,8 @@ class Stack:
             "DJANGO_SETTINGS_MODULE": "webapp.config.settings.test",
             "DATABASE_URL": PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}",
             "CELERY_BROKER_URL": f"{REDIS_URL}/{BROKER_DB}",
+            # Its own queues: a worker left over from another run can never take this run's jobs.
+            "CELERY_BROKER_KEY_PREFIX": f"{database}:",
             "CACHE_URL": f"{REDIS_URL}/{CACHE_DB}",
             "VAR_DIR": str(folder / "var"),
             "MEDIA_ROOT": str(folder / "media"),
@@ -197,3 +208,20 @@ def _flush_redis() -> None:
 
     for number in (BROKER_DB, CACHE_DB):
         redis.Redis.from_url(f"{REDIS_URL}/{number}", socket_connect_timeout=3).flushdb()
+
+
+def alternative_that_parses(line: dict) -> tuple[int, str, str]:
+    """A (symbol index, shown alternative, new text) that still forms an expression."""
+    from workers.pipeline import grammar
+    from workers.pipeline.errors import RecognitionError
+
+    text = [symbol["symbol"] for symbol in line["symbols"]]
+    for index, symbol in enumerate(line["symbols"]):
+        for choice, _ in symbol["top3"][1:]:
+            candidate = "".join(text[:index] + [choice] + text[index + 1:])
+            try:
+                grammar.parse_line(candidate)
+            except RecognitionError:
+                continue
+            return index, choice, candidate
+    raise AssertionError(f"no shown alternative of {text} parses")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.images import line_png, worksheet_pdf
-from tests.stack import wait_until
+from tests.stack import alternative_that_parses, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -94,23 +94,6 @@ def test_the_same_idempotency_key_returns_the_original_job(stack):
     assert len(client.get(stack.api("jobs/")).json()["results"]) == 1
 
 
-def _alternative_that_parses(line: dict) -> tuple[int, str, str]:
-    """A (symbol index, shown alternative, new text) that still forms an expression."""
-    from workers.pipeline import grammar
-    from workers.pipeline.errors import RecognitionError
-
-    text = [symbol["symbol"] for symbol in line["symbols"]]
-    for index, symbol in enumerate(line["symbols"]):
-        for choice, _ in symbol["top3"][1:]:
-            candidate = "".join(text[:index] + [choice] + text[index + 1:])
-            try:
-                grammar.parse_line(candidate)
-            except RecognitionError:
-                continue
-            return index, choice, candidate
-    raise AssertionError(f"no shown alternative of {text} parses")
-
-
 def test_a_correction_by_alternative_or_by_typing_re_evaluates_and_keeps_the_crops(stack, tmp_path):
     from django.core.management import call_command
 
@@ -120,7 +103,7 @@ def test_a_correction_by_alternative_or_by_typing_re_evaluates_and_keeps_the_cro
     url = client.submit(line_png("12+3*4", seed=1)).headers["Location"]
     job = client.wait(url)
     (line,) = job["result"]["lines"]
-    index, choice, text = _alternative_that_parses(line)
+    index, choice, text = alternative_that_parses(line)
 
     corrected = client.post(url + "corrections/", json={"line": 0, "symbol": index, "choice": choice})
     assert corrected.status_code == 200, corrected.text

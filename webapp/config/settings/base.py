@@ -168,6 +168,8 @@ else:
         "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
         "socket_connect_timeout": 2,
         "socket_timeout": 5,
+        # Deployments (or test runs) sharing one Redis keep their queues apart by prefix.
+        "global_keyprefix": env("CELERY_BROKER_KEY_PREFIX", default=""),
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -1,0 +1,235 @@
+"""The web pages in a real browser: Debian's chromium driven by Playwright, against the whole stack.
+
+Screenshots of every page, at desktop and phone width, go to docs/screenshots/.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.images import worksheet_pdf
+from tests.stack import REPO, alternative_that_parses
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = REPO / "docs" / "screenshots"
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+PASSWORD = "a long enough password"
+
+# WCAG basics, checked in the page: every control is named, every image has alt text,
+# and text has a contrast ratio of at least 4.5:1 against its background.
+ACCESSIBILITY_PROBLEMS = """() => {
+  const problems = [];
+  const visible = (e) => !!(e.offsetWidth || e.offsetHeight || e.getClientRects().length);
+  for (const input of document.querySelectorAll("input:not([type=hidden]), select, textarea")) {
+    if (visible(input) && !(input.labels && input.labels.length) && !input.getAttribute("aria-label")) problems.push("unlabelled " + input.outerHTML.slice(0, 80));
+  }
+  for (const button of document.querySelectorAll("button, a[href]")) {
+    if (visible(button) && !(button.textContent.trim() || button.getAttribute("aria-label"))) problems.push("unnamed " + button.outerHTML.slice(0, 80));
+  }
+  for (const img of document.querySelectorAll("img")) if (!img.hasAttribute("alt")) problems.push("no alt " + img.outerHTML.slice(0, 80));
+  const rgb = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const luminance = ([r, g, b]) => { const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const background = (e) => { for (; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3); } return [255, 255, 255]; };
+  for (const e of document.querySelectorAll("body *")) {
+    if (!visible(e) || ![...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const style = getComputedStyle(e);
+    if (style.visibility === "hidden" || parseFloat(style.opacity) < 1 || e.closest("button:disabled")) continue;
+    const [a, b] = [luminance(rgb(style.color).slice(0, 3)), luminance(background(e))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) problems.push(`contrast ${ratio.toFixed(2)} for "${e.textContent.trim().slice(0, 30)}"`);
+  }
+  return problems;
+}"""
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        yield browser
+        browser.close()
+
+
+def _user(stack):
+    client = stack.client(password=PASSWORD)
+    return client
+
+
+def _logged_in(chromium, stack, client, **device):
+    context = chromium.new_context(base_url=stack.url, **device)
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(client.user.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{stack.url}/")
+    return context, page
+
+
+def _shoot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def _accessible(page) -> None:
+    assert page.evaluate(ACCESSIBILITY_PROBLEMS) == []
+
+
+def _draw(page, text: str, seed: int) -> None:
+    """Trace ``text`` stroke by stroke with pointer events, as a hand would."""
+    from training.strokes import line_paths
+
+    box = page.locator("#pad").bounding_box()
+    for path in line_paths(text, np.random.default_rng(seed), height=80, left=40, top=60):
+        page.mouse.move(box["x"] + path[0][0], box["y"] + path[0][1])
+        page.mouse.down()
+        for x, y in path[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y)
+        page.mouse.up()
+
+
+def _images_loaded(page, selector: str) -> bool:
+    return page.evaluate(f"() => [...document.querySelectorAll('{selector}')].every((i) => i.complete && i.naturalWidth > 0)")
+
+
+def test_drawing_12_plus_3_times_4_shows_24_with_every_step_and_a_correction_changes_it(chromium, stack):
+    client = _user(stack)
+    context, page = _logged_in(chromium, stack, client, **DESKTOP)
+    _accessible(page)
+    _draw(page, "7", seed=3)
+    page.get_by_role("button", name="Clear").click()  # a false start, wiped
+    _draw(page, "12+3*4", seed=1)
+    _draw(page, "-", seed=4)
+    page.get_by_role("button", name="Undo").click()  # a stray stroke, taken back
+    page.get_by_role("button", name="Read it").focus()
+    page.keyboard.press("Enter")  # the buttons work from the keyboard
+
+    value = page.locator('[data-testid="value"] strong').first
+    value.wait_for()
+    assert value.text_content() == "24"
+    assert page.locator(".symbols .symbol").count() == 6
+    page.wait_for_function("() => [...document.querySelectorAll('.steps img')].every((i) => i.closest('li').hidden || (i.complete && i.naturalWidth > 0))")
+    for step in ("input", "binarised", "boxes", "crops"):
+        assert page.locator(f'[data-step="{step}"]').is_visible()
+    _accessible(page)
+    _shoot(page, "draw-desktop")
+
+    job_url = page.locator("#explanation").get_attribute("data-job")
+    job = client.get(job_url).json()
+    index, choice, text = alternative_that_parses(job["result"]["lines"][0])
+    from workers.pipeline import grammar
+
+    expected = grammar.parse_line(text).value
+    page.locator(f'.symbol[data-symbol="{index}"]').click()
+    page.locator(f'.symbol-wrap:nth-child({index + 1}) [data-choice="{choice}"]').click()
+    page.wait_for_function(f"() => document.querySelector('[data-testid=value] strong').textContent === '{expected}'")
+    assert expected != 24
+    assert client.get(job_url).json()["result"]["lines"][0]["value"] == expected  # stored, not just shown
+    context.close()
+
+
+def test_a_two_page_worksheet_pdf_is_marked_with_tables_and_marks(chromium, stack, tmp_path):
+    pages = [["7*8=56", "12-5=7", "3*(4+2)=18"], ["9+8=16", "6*7=42", "15-6=9"]]
+    pdf = tmp_path / "worksheets.pdf"
+    pdf.write_bytes(worksheet_pdf(pages, seed=2, dpi=200))
+    client = _user(stack)
+    context, page = _logged_in(chromium, stack, client, **DESKTOP)
+    page.goto("/worksheets/")
+    _accessible(page)
+    page.get_by_label("Scans or PDFs").set_input_files(str(pdf))
+    page.get_by_label("Name (optional)").fill("Class 4B, week 1")
+    page.get_by_role("button", name="Upload and mark").click()
+    page.get_by_text("2 of 2 pages marked").wait_for(timeout=120_000)
+    tables = page.locator("table.marks")
+    assert tables.count() == 2
+    assert page.locator("table.marks .mark.good").count() == 5
+    assert page.locator("table.marks .mark.bad").count() == 1  # 9+8=16
+    assert page.locator("#batch-score").text_content().startswith("Score: 5 right of 6 answered")
+    first_rows = tables.nth(0).locator("tbody tr")
+    assert [first_rows.nth(i).locator("td").nth(1).text_content() for i in range(3)] == ["7×8", "12−5", "3×(4+2)"]
+    csv_link = page.get_by_role("link", name="Download the results (CSV)")
+    assert csv_link.is_visible()
+    with page.expect_download() as download:
+        csv_link.click()
+    assert "7*8" in Path(download.value.path()).read_text()
+    page.locator("details summary").first.click()
+    _accessible(page)
+    _shoot(page, "worksheets-desktop")
+    context.close()
+
+
+def test_history_shows_only_my_jobs_and_deletes_them(chromium, stack):
+    from tests.images import line_png
+
+    owner, stranger = _user(stack), _user(stack)
+    url = owner.submit(line_png("6*7", seed=1)).headers["Location"]
+    job = owner.wait(url)
+    context, page = _logged_in(chromium, stack, owner, **DESKTOP)
+    page.goto("/history/")
+    assert page.locator("#jobs tbody tr").count() == 1 and "6*7 = 42" in page.locator("#jobs").text_content()
+    _accessible(page)
+    _shoot(page, "history-desktop")
+    context.close()
+
+    context, page = _logged_in(chromium, stack, stranger, **DESKTOP)
+    page.goto("/history/")
+    assert page.locator("#jobs").count() == 0 and "No drawings yet" in page.content()
+    response = page.goto(f"/jobs/{job['id']}/")
+    assert response.status == 404
+    context.close()
+
+    context, page = _logged_in(chromium, stack, owner, **DESKTOP)
+    page.goto("/history/")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#jobs button.delete").click()
+    page.locator("#jobs tbody tr").wait_for(state="detached")
+    assert owner.get(url).status_code == 404
+    context.close()
+
+
+def test_every_page_at_desktop_and_phone_width(chromium, stack):
+    """Screenshots for the README, and the accessibility basics on each page at both widths."""
+    from tests.images import line_png
+
+    client = _user(stack)
+    job_url = client.submit(line_png("7*8=56", seed=2)).headers["Location"]
+    job = client.wait(job_url)
+    for device_name, device in (("desktop", DESKTOP), ("phone", PHONE)):
+        anonymous = chromium.new_context(base_url=stack.url, **device)
+        login = anonymous.new_page()
+        login.goto("/")
+        assert login.url.startswith(f"{stack.url}/accounts/login/")
+        _accessible(login)
+        _shoot(login, f"login-{device_name}")
+        anonymous.close()
+
+        context, page = _logged_in(chromium, stack, client, **device)
+        _shoot(page, f"draw-empty-{device_name}")
+        page.goto(f"/jobs/{job['id']}/")
+        page.locator('[data-testid="value"] strong').first.wait_for()
+        assert page.locator('[data-testid="value"]').first.text_content().startswith("7×8 = 56")
+        _accessible(page)
+        _shoot(page, f"job-{device_name}")
+        for path, name in (("/history/", "history"), ("/account/token/", "token"), ("/worksheets/", "worksheets-upload")):
+            page.goto(path)
+            _accessible(page)
+            if device_name == "phone":
+                width = page.evaluate("() => document.documentElement.scrollWidth")
+                assert width <= 390, f"{path} scrolls sideways on a phone ({width}px)"
+            _shoot(page, f"{name}-{device_name}")
+        assert client.token in page.goto("/account/token/").text()
+        context.close()
