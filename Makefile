@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv test data browser train validate-real run solve clean bench
+.PHONY: venv test data system-packages train validate-real run solve clean bench
 
 venv: $(STAMP)
 
@@ -25,12 +25,19 @@ $(STAMP): $(REQS)
 data: $(STAMP)
 	$(PY) -m training.mnist fetch
 
-# Browser tests drive Debian's chromium through Playwright (never `playwright install`).
+# Debian packages the tests use, installed only when missing: chromium for the browser tests
+# (driven by Playwright; never `playwright install`) and docker-compose 1.29 to check the compose file.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-browser:
-	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+system-packages:
+	@missing=""; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -x /usr/bin/docker-compose || missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
-test: $(STAMP) data browser
+test: $(STAMP) data system-packages
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 

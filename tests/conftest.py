@@ -21,7 +21,14 @@ def stack(tmp_path_factory):
     """
     from tests.stack import Stack
 
-    started = Stack.start(tmp_path_factory.mktemp("stack"))
+    global _STACK_FAILURE
+    if _STACK_FAILURE:  # pytest retries a failed session fixture for every test: fail fast instead
+        pytest.fail(f"the stack did not start: {_STACK_FAILURE}")
+    try:
+        started = Stack.start(tmp_path_factory.mktemp("stack"))
+    except BaseException as error:
+        _STACK_FAILURE = f"{type(error).__name__}: {error}"
+        raise
     os.environ.update({k: v for k, v in started.env.items() if k in _DJANGO_ENV})
     # Playwright's sync API runs an event loop in this thread; the ORM calls made here
     # to arrange tests are still plain synchronous code.
@@ -40,7 +47,9 @@ def stack(tmp_path_factory):
             started.stop()
 
 
+_STACK_FAILURE = ""
+
 _DJANGO_ENV = {
-    "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "VAR_DIR", "MEDIA_ROOT", "STATIC_ROOT",
+    "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "CELERY_BROKER_URL", "CELERY_BROKER_KEY_PREFIX", "CACHE_URL", "VAR_DIR", "MEDIA_ROOT", "STATIC_ROOT",
     "JOB_SWEEP_INTERVAL", "JOB_REQUEUE_AFTER", "JOB_SOFT_TIME_LIMIT", "JOB_TIME_LIMIT", "JOB_LEASE_SECONDS", "JOB_MAX_ATTEMPTS",
 }

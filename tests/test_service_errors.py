@@ -152,7 +152,10 @@ def test_a_job_whose_image_is_gone_fails_with_image_missing(stack):
 
 
 def test_a_job_over_its_soft_time_limit_fails_with_processing_timeout(stack):
+    from datetime import timedelta
+
     from django.core.files.base import ContentFile
+    from django.utils import timezone
 
     from tests.images import page_image
     from webapp.recognition.models import Job
@@ -160,7 +163,9 @@ def test_a_job_over_its_soft_time_limit_fails_with_processing_timeout(stack):
 
     client = stack.client()
     page = png(page_image(["7*8=56", "12-5=7", "3*(4+2)=18", "9+8=17"], seed=1, dpi=300))
-    job = Job.objects.create(owner=client.user, kind="worksheet", image_sha256="0" * 64, source_name="page.png")
+    # Marked as sent an hour from now, so that only the message below runs it (the sweep leaves it alone).
+    job = Job.objects.create(owner=client.user, kind="worksheet", image_sha256="0" * 64, source_name="page.png",
+                             enqueued_at=timezone.now() + timedelta(hours=1))
     job.image.save(f"jobs/{job.id}/input.png", ContentFile(page))
     # The same task, with a per-message soft limit far below what a 300 dpi page takes.
     app.send_task("recognition.recognize", args=[str(job.id)], queue="inference", soft_time_limit=0.05, time_limit=30)

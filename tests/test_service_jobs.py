@@ -132,7 +132,9 @@ def test_jobs_older_than_the_retention_period_are_purged_with_their_files(stack)
 def test_make_run_serves_a_job_end_to_end_with_no_servers(tmp_path):
     """The embedded default: SQLite, the filesystem broker and a file cache, all under VAR_DIR."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "DJANGO_SETTINGS_MODULE", "MEDIA_ROOT", "STATIC_ROOT")}
+    # A fresh machine's environment: none of the test stack's settings.
+    service_settings = ("DATABASE_URL", "CACHE_URL", "MEDIA_ROOT", "STATIC_ROOT", "VAR_DIR", "DJANGO_", "CELERY_", "JOB_", "MAX_", "UPLOAD_", "AUTH_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(service_settings)}
     env.update(PORT=str(port), VAR_DIR=str(tmp_path / "var"), TF_NUM_THREADS="1")
     log = tmp_path / "run.log"
     process = subprocess.Popen(["deploy/run-local.sh"], cwd=REPO, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)

@@ -1,4 +1,4 @@
-"""Liveness and readiness for load balancers and `docker compose` health checks."""
+"""Readiness for load balancers and `docker compose` (liveness, /healthz, is answered by HealthCheckMiddleware)."""
 from __future__ import annotations
 
 from django.db import connection
@@ -6,12 +6,6 @@ from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
 from models import registry
-
-
-@require_GET
-def healthz(request):
-    """The process answers: nothing else is checked."""
-    return JsonResponse({"status": "ok"})
 
 
 def _database() -> str:
