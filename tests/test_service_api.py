@@ -249,3 +249,27 @@ def test_schema_docs_and_health(stack):
     assert ready["status"] == "ok" and set(ready["checks"]) == {"database", "broker", "model"}
     documented = Path(__file__).resolve().parent.parent.joinpath("docs/errors.md").read_text()
     assert all(f"`{code}`" in documented for code in ErrorCode.values)
+
+
+def test_metrics_and_json_logs_carry_jobs_models_and_job_ids(stack):
+    import json
+
+    import requests
+
+    client = stack.client()
+    job = client.wait(client.submit(line_png("6*7", seed=7)).headers["Location"])
+    text = requests.get(f"{stack.url}/metrics").text
+    succeeded = [line for line in text.splitlines() if line.startswith('arith_jobs{status="succeeded"}')]
+    assert succeeded and float(succeeded[0].split()[-1]) >= 1
+    assert f'arith_active_model{{version="{job["model_version"]}"}} 1.0' in text
+    assert 'arith_job_processing_seconds{quantile="0.95"}' in text and 'arith_job_queue_seconds{quantile="0.5"}' in text
+    assert "django_http_requests_latency_seconds_by_view_method_bucket" in text
+    assert requests.get(f"{stack.url}/metrics", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 404
+
+    def logged(process: str) -> list[dict]:
+        lines = (Path(stack.folder) / f"{process}.log").read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    worker_lines = [line for line in logged("worker") if line.get("job_id") == job["id"]]
+    assert any(line["message"] == "job succeeded" for line in worker_lines)
+    assert any(line.get("job_id") == job["id"] and line["message"] == "job queued" for line in logged("web"))

@@ -14,6 +14,7 @@ from django.db import InterfaceError, OperationalError
 
 from webapp.recognition import services
 from webapp.recognition.errors import ErrorCode
+from webapp.recognition.log_context import bind_job
 from workers import model_cache
 from workers.pipeline import explain
 from workers.pipeline.errors import RecognitionError
@@ -27,6 +28,13 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError)
 
 def run_job(job_id: str) -> str:
     """Returns what happened: 'succeeded', 'failed', or 'skipped' (finished, leased elsewhere, gone)."""
+    with bind_job(job_id):
+        outcome = _run(job_id)
+        log.info("job %s", outcome, extra={"outcome": outcome})
+        return outcome
+
+
+def _run(job_id: str) -> str:
     claim = services.claim_job(job_id)
     if claim is None:
         return "skipped"

@@ -71,6 +71,7 @@ def submit_job(owner, page: Page, kind: str, idempotency_key: str | None = None)
         if original is None:
             raise
         return _replay(original, page), False
+    log.info("job queued", extra={"job_id": str(job.id), "kind": kind, "bytes": len(page.data)})
     transaction.on_commit(lambda: enqueue([job.id]))
     return job, True
 

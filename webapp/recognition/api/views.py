@@ -28,6 +28,7 @@ from webapp.recognition.api.serializers import (
     ErrorSerializer, JobCreateSerializer, JobSerializer, ModelVersionSerializer, TokenRequestSerializer,
 )
 from webapp.recognition.errors import ApiError, ErrorCode
+from webapp.recognition.log_context import bind_job
 from webapp.recognition.models import Batch, Job
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,12 @@ class JobViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin,
     pagination_class = NewestFirst
     parser_classes = [MultiPartParser, JSONParser]
     throttle_scope = "uploads"
+
+    def dispatch(self, request, *args, **kwargs):
+        if "pk" in kwargs:  # the request's log lines carry the job ID
+            with bind_job(kwargs["pk"]):
+                return super().dispatch(request, *args, **kwargs)
+        return super().dispatch(request, *args, **kwargs)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
