@@ -3,12 +3,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from models import registry
 
 
 def main(argv: list[str] | None = None) -> int:
+    if os.environ.get("MODEL_REGISTRY") == "database":
+        # A deployment keeps the pointer in its database and the files in shared storage:
+        # the same commands, answered by Django (this package stays free of it).
+        manage = Path(__file__).resolve().parent.parent / "webapp" / "manage.py"
+        os.execv(sys.executable, [sys.executable, str(manage), "models", *(sys.argv[1:] if argv is None else argv)])
     parser = argparse.ArgumentParser(prog="python -m models", description="Model versions and the ACTIVE pointer.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="versions, with the active one marked")
@@ -16,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("version", nargs="?", help="default: the active version")
     promote = commands.add_parser("promote", help="make a version the serving model")
     promote.add_argument("version")
+    promote.add_argument("--force", action="store_true", help="promote even below the real-handwriting floors")
     commands.add_parser("rollback", help="go back to the version active before the current one")
     commands.add_parser("history", help="promotions and rollbacks, oldest first")
     args = parser.parse_args(argv)
@@ -41,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "show":
             print(json.dumps(registry.describe(args.version or registry.active_version()), indent=2))
         elif args.command == "promote":
-            previous = registry.promote(args.version)
+            previous = registry.promote(args.version, force=args.force)
             print(f"ACTIVE: {previous or '(none)'} -> {args.version}")
         elif args.command == "rollback":
             print(f"ACTIVE rolled back to {registry.rollback()}")

@@ -22,6 +22,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 VERSION_PATTERN = re.compile(r"^v\d{4,}$")
+PROMOTION_FLOORS = {"operator_each": 0.97, "digits_mean": 0.95, "all": 0.96}
+"""Real-handwriting floors (report half of ../shared/data/crohme-validation) a version must meet to be promoted."""
+OPERATOR_CLASSES = "+-*()="
 REQUIRED_FILES = ("model.keras", "labels.json", "config.json")
 
 
@@ -100,10 +103,39 @@ def _current(root: Path) -> str | None:
     return pointer.read_text().strip() if pointer.exists() else None
 
 
-def promote(version: str, root: Path | None = None) -> str:
-    """Make ``version`` the serving model. Returns the version that was active before."""
+def floor_misses(report: dict | None) -> list[str]:
+    """The promotion floors a real-handwriting report misses, as readable lines (empty when all are met)."""
+    if not report:
+        return ["no real-handwriting figures in metrics.json (run python -m training.validate_real)"]
+    misses = []
+    for symbol in OPERATOR_CLASSES:
+        value = report["per_class"].get(symbol, 1.0)
+        if value < PROMOTION_FLOORS["operator_each"]:
+            misses.append(f"{symbol}: {value:.4f} < {PROMOTION_FLOORS['operator_each']}")
+    for key in ("digits_mean", "all"):
+        if report[key] < PROMOTION_FLOORS[key]:
+            misses.append(f"{key.replace('_', ' ')}: {report[key]:.4f} < {PROMOTION_FLOORS[key]}")
+    return misses
+
+
+def promotion_blockers(metrics: dict | None) -> list[str]:
+    return floor_misses(((metrics or {}).get("real_handwriting") or {}).get("report"))
+
+
+def check_promotable(version: str, metrics: dict | None, force: bool) -> None:
+    misses = promotion_blockers(metrics)
+    if misses and not force:
+        raise RegistryError(f"{version} is below the real-handwriting floors ({'; '.join(misses)}); pass --force to promote it anyway")
+
+
+def promote(version: str, root: Path | None = None, force: bool = False) -> str:
+    """Make ``version`` the serving model. Returns the version that was active before.
+
+    A version below the real-handwriting floors is refused unless ``force``.
+    """
     root = root or models_dir()
     version_dir(version, root)
+    check_promotable(version, describe(version, root)["metrics"], force)
     previous = _current(root)
     _write_atomically(root / "ACTIVE", version + "\n")
     _record(root, "promote", version, previous)

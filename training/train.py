@@ -44,6 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs-dir", type=Path, default=RUNS_DIR, help="where checkpoints of runs live")
     parser.add_argument("--models-dir", type=Path, help="registry root (default: $MODELS_DIR or models/)")
     parser.add_argument("--promote", action="store_true", help="make the new version ACTIVE")
+    parser.add_argument("--force-promote", action="store_true", help="with --promote: even below the real-handwriting floors")
     parser.add_argument("--real-data", type=Path, default=validate_real.DEFAULT_DATA, help="CROHME validation folder")
     return parser.parse_args(argv)
 
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     staging.rename(root / version)  # fails rather than overwrite: the name was free above
     print(f"wrote {root / version} ({(root / version / 'model.keras').stat().st_size / 1e6:.2f} MB)", flush=True)
     if args.promote:
-        registry.promote(version, root)
+        registry.promote(version, root, force=args.force_promote)
         print(f"promoted {version}", flush=True)
     return 0
 

@@ -23,14 +23,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from models import registry
 from workers.pipeline.preprocess import crops_to_batch
 from workers.pipeline.symbols import CLASSES, CLASS_INDEX, DIGITS, FOLDER_NAMES, OPERATORS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = Path(os.environ.get("CROHME_VALIDATION_DIR", REPO_ROOT.parent / "shared" / "data" / "crohme-validation"))
 
-FLOORS = {"operator_each": 0.97, "digits_mean": 0.95, "all": 0.96}
-"""Acceptance floors on the report half (issue 2)."""
+FLOORS = registry.PROMOTION_FLOORS
+"""Acceptance floors on the report half (issue 2); promotion checks the same ones."""
+meets_floors = registry.floor_misses
 
 
 def writer_half(writer: str) -> str:
@@ -77,19 +79,6 @@ def accuracy_report(labels: np.ndarray, predicted: np.ndarray) -> dict:
         "operator_min": float(np.min(operators)) if operators else float("nan"),
         "per_class": per_class,
     }
-
-
-def meets_floors(report: dict) -> list[str]:
-    """The floors a report misses, as readable lines (empty when all are met)."""
-    misses = []
-    for symbol in OPERATORS:
-        if report["per_class"].get(symbol, 1.0) < FLOORS["operator_each"]:
-            misses.append(f"{symbol}: {report['per_class'][symbol]:.3f} < {FLOORS['operator_each']}")
-    if report["digits_mean"] < FLOORS["digits_mean"]:
-        misses.append(f"digits mean: {report['digits_mean']:.3f} < {FLOORS['digits_mean']}")
-    if report["all"] < FLOORS["all"]:
-        misses.append(f"all: {report['all']:.3f} < {FLOORS['all']}")
-    return misses
 
 
 def evaluate(predict_probabilities, data: RealSymbols, batch_size: int = 1024) -> dict:

@@ -46,7 +46,12 @@ def _run(job_id: str) -> str:
             error = RecognitionError(ErrorCode.IMAGE_MISSING.value, "the job's stored image is gone")
             services.finish_job(claim, record=record(claim.job.source_name, error=error), error=error, model_version=None)
             return "failed"
-        classifier = model_cache.get_classifier()
+        try:
+            classifier = model_cache.get_classifier()
+        except model_cache.ModelUnavailable as unavailable:
+            error = RecognitionError(ErrorCode.MODEL_UNAVAILABLE.value, str(unavailable))
+            services.finish_job(claim, record=record(claim.job.source_name, error=error), error=error, model_version=None)
+            return "failed"
         version = classifier.version
         try:
             result = recognize(data, classifier, max_pixels=settings.MAX_IMAGE_PIXELS)

@@ -1,35 +1,74 @@
 """One classifier per worker process, loaded lazily on the first job (never before fork).
 
 TensorFlow hangs in a child forked after the parent initialised it, so nothing
-here runs at import time or in ``worker_process_init``. The ACTIVE pointer is
-re-read for every job (one small file): a promotion or a rollback reaches every
-worker without a restart, and each job records the version that read it.
+here runs at import time or in ``worker_process_init``. The active version is
+read for every job (one small file, or one indexed row in a deployment): a
+promotion or a rollback reaches every worker without a restart, and each job
+records the version that read it.
+
+In a deployment (MODEL_REGISTRY=database) the files come from shared storage into
+a local cache, checked by sha256. A version that cannot be fetched or loaded is
+logged, and the previous one keeps serving; it is tried again after RETRY_SECONDS.
 """
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import time
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+RETRY_SECONDS = 30.0
 _lock = threading.Lock()
 _classifier = None
+_failed: dict[str, float] = {}  # version -> when it last failed to load
+
+
+class ModelUnavailable(Exception):
+    """No model can serve at all."""
+
+
+def _threads() -> int:
+    return int(os.environ.get("TF_NUM_THREADS", "1"))
+
+
+def _cache_root() -> Path:
+    from django.conf import settings
+
+    return Path(settings.VAR_DIR) / "model-cache"
+
+
+def _load(version: str):
+    from webapp.recognition import model_store
+    from workers.pipeline.classify import SymbolClassifier
+
+    root = model_store.fetch(version, _cache_root()) if model_store.in_database() else None
+    return SymbolClassifier(version, models_root=root, threads=_threads())
 
 
 def wanted_version() -> str:
-    from models import registry
+    from webapp.recognition import model_store
 
-    return os.environ.get("MODEL_VERSION") or registry.active_version()
+    return os.environ.get("MODEL_VERSION") or model_store.active_version()
 
 
 def get_classifier():
     global _classifier
     version = wanted_version()
     with _lock:
-        if _classifier is None or _classifier.version != version:
-            from workers.pipeline.classify import SymbolClassifier
-
+        if _classifier is not None and _classifier.version == version:
+            return _classifier
+        if _classifier is not None and time.monotonic() - _failed.get(version, -1e9) < RETRY_SECONDS:
+            return _classifier
+        try:
             log.info("loading model %s in process %d", version, os.getpid())
-            _classifier = SymbolClassifier(version, threads=int(os.environ.get("TF_NUM_THREADS", "1")))
+            _classifier = _load(version)
+            _failed.pop(version, None)
+        except Exception as error:  # a missing or corrupt model must not stop the worker
+            _failed[version] = time.monotonic()
+            if _classifier is None:
+                raise ModelUnavailable(f"model {version} cannot be loaded: {error}") from error
+            log.error("model %s cannot be loaded (%s); %s keeps serving", version, error, _classifier.version)
         return _classifier

@@ -48,6 +48,7 @@ class ErrorCode(models.TextChoices):
     UNPARSABLE_EXPRESSION = "unparsable_expression", "Job: the symbols do not form an expression; `best_reading` shows what was read."
     VALUE_TOO_LARGE = "value_too_large", "Job: a result exceeds 10^100."
     PROCESSING_TIMEOUT = "processing_timeout", "Job: recognition took longer than `JOB_SOFT_TIME_LIMIT`."
+    MODEL_UNAVAILABLE = "model_unavailable", "Job: no model version could be loaded on the worker (see its log)."
     TOO_MANY_ATTEMPTS = "too_many_attempts", "Job: workers stopped on it `JOB_MAX_ATTEMPTS` times."
 
 

@@ -5,7 +5,7 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
-from models import registry
+from webapp.recognition import model_store
 
 
 def _database() -> str:
@@ -23,9 +23,7 @@ def _broker() -> str:
 
 
 def _model() -> str:
-    version = registry.active_version()
-    registry.version_dir(version)
-    return version
+    return model_store.active_version()
 
 
 @require_GET

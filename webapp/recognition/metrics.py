@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 
-from models import registry as model_registry
+from webapp.recognition import model_store
 from webapp.recognition.errors import ErrorCode, error_body
 from webapp.recognition.models import Job
 
@@ -56,7 +56,7 @@ class JobCollector:
 
         model = GaugeMetricFamily("arith_active_model", "The model version that new jobs are read with", labels=["version"])
         try:
-            model.add_metric([model_registry.active_version()], 1)
+            model.add_metric([model_store.active_version()], 1)
         except Exception:  # no active model: the family stays empty, /readyz says why
             pass
         yield model

@@ -108,3 +108,33 @@ class Correction(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+
+
+class ModelVersion(models.Model):
+    """A model version whose files are in shared storage, each checked by sha256 (deployments)."""
+
+    version = models.CharField(primary_key=True, max_length=32)
+    files = models.JSONField()  # file name -> sha256
+    metrics = models.JSONField(null=True, blank=True)
+    registered_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["version"]
+
+
+class ModelPointer(models.Model):
+    """Promotions and rollbacks, newest last: the newest row names the ACTIVE version."""
+
+    class Action(models.TextChoices):
+        SEED = "seed"
+        PROMOTE = "promote"
+        ROLLBACK = "rollback"
+
+    action = models.CharField(max_length=16, choices=Action.choices)
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="pointers")
+    previous = models.CharField(max_length=32, blank=True)
+    forced = models.BooleanField(default=False)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]

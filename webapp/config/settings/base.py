@@ -152,6 +152,8 @@ JOB_RETENTION_DAYS = env.int("JOB_RETENTION_DAYS", default=30)
 JOB_PURGE_INTERVAL = env.float("JOB_PURGE_INTERVAL", default=3600.0)
 IDEMPOTENCY_WINDOW_HOURS = 24
 MODEL_VERSION = env("MODEL_VERSION", default="")  # pin the workers to one version; empty = ACTIVE
+# "files": models/ACTIVE on this machine. "database": a pointer table, model files in shared storage (several hosts).
+MODEL_REGISTRY = env("MODEL_REGISTRY", default="files")
 
 if JOB_LEASE_SECONDS <= JOB_TIME_LIMIT:
     raise ImproperlyConfigured("JOB_LEASE_SECONDS must exceed JOB_TIME_LIMIT, or a live job could be claimed twice")

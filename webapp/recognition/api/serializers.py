@@ -157,9 +157,9 @@ class BatchSerializer(serializers.ModelSerializer):
 class ModelVersionSerializer(serializers.Serializer):
     version = serializers.CharField()
     active = serializers.BooleanField()
-    size_bytes = serializers.IntegerField()
+    size_bytes = serializers.IntegerField(allow_null=True)
     metrics = serializers.DictField(allow_null=True)
-    trained = serializers.DictField(allow_null=True)
+    below_promotion_floors = serializers.ListField(child=serializers.CharField())
 
 
 class TokenRequestSerializer(serializers.Serializer):

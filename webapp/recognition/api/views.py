@@ -22,7 +22,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from models import registry
-from webapp.recognition import services, uploads
+from webapp.recognition import model_store, services, uploads
 from webapp.recognition.api.serializers import (
     BatchCreateSerializer, BatchPagesSerializer, BatchSerializer, CorrectionRequestSerializer, CorrectionSerializer,
     ErrorSerializer, JobCreateSerializer, JobSerializer, ModelVersionSerializer, TokenRequestSerializer,
@@ -272,19 +272,17 @@ class ModelVersionsView(APIView):
     @extend_schema(responses={200: inline_serializer("ModelList", {"active": serializers.CharField(allow_null=True), "versions": ModelVersionSerializer(many=True)})})
     def get(self, request):
         try:
-            active = registry.active_version()
-        except registry.RegistryError:
+            active = model_store.active_version()
+        except (registry.RegistryError, model_store.ModelStoreError):
             active = None
         versions = []
-        for version in registry.list_versions():
-            info = registry.describe(version)
+        for info in model_store.versions():
             metrics = info.get("metrics") or {}
-            config = info.get("config") or {}
             versions.append({
-                "version": version, "active": version == active, "size_bytes": info["size_bytes"],
+                "version": info["version"], "active": info["version"] == active, "size_bytes": info["size_bytes"],
                 "metrics": {"test_accuracy": (metrics.get("test") or {}).get("accuracy"),
                             "real_handwriting_accuracy": ((metrics.get("real_handwriting") or {}).get("report") or {}).get("all")},
-                "trained": {"finished_at": config.get("finished_at"), "git_commit": config.get("git_commit"), "command": config.get("command")},
+                "below_promotion_floors": registry.promotion_blockers(metrics),
             })
         return Response({"active": active, "versions": versions})
 
