@@ -121,6 +121,7 @@ class Stack:
             "MAX_PAGES_PER_BATCH": "5",
             "AUTH_THROTTLE_RATE": "200/min",
             "TF_NUM_THREADS": "1",
+            "MODEL_REGISTRY": "database",  # as deployed: the pointer in PostgreSQL, the files in storage
             "WEB_CONCURRENCY": "2",
             "BIND": f"127.0.0.1:{port}",
             "LOG_LEVEL": "INFO",
