@@ -65,3 +65,14 @@ class ApiError(APIException):
 
 def error_body(code: str, message: str, **extra) -> dict:
     return {"error": {"code": str(code), "message": message, **extra}}
+
+
+HTTP_STATUS = {
+    "invalid_request": 400, "malformed_request": 400, "unsupported_media_type": 415, "missing_image": 400,
+    "invalid_base64": 400, "unsupported_file_type": 400, "invalid_pdf": 400, "file_too_large": 413,
+    "request_too_large": 413, "too_many_pixels": 413, "too_many_pages": 413, "idempotency_key_reused": 409,
+    "job_not_finished": 409, "step_not_found": 404, "invalid_correction": 400, "not_authenticated": 401,
+    "authentication_failed": 401, "permission_denied": 403, "not_found": 404, "method_not_allowed": 405,
+    "not_acceptable": 406, "throttled": 429, "database_unavailable": 503, "internal_error": 500,
+}
+"""The HTTP status of each request error; the codes not listed end failed jobs."""
