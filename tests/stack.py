@@ -1,8 +1,9 @@
 """The real service for the tests: gunicorn, a Celery worker and beat, on PostgreSQL and Redis.
 
 One :class:`Stack` is started per test session (see ``conftest.stack``). It gets
-its own PostgreSQL database and its own Redis database numbers, runs the same
-start scripts as `make run` and the Docker images, and is torn down at the end.
+its own PostgreSQL database and its own Redis key prefixes (broker and cache), so
+nothing left over from another run can reach it; it runs the same start scripts
+as `make run` and the Docker images, and is torn down at the end.
 """
 from __future__ import annotations
 
@@ -91,7 +92,6 @@ class Stack:
     def start(cls, folder: Path, **overrides: str) -> "Stack":
         database = f"hwtest_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         _admin_sql(f'CREATE DATABASE "{database}"')
-        _flush_redis()
         port = free_port()
         env = {
             **os.environ,
@@ -102,6 +102,7 @@ class Stack:
             # Its own queues: a worker left over from another run can never take this run's jobs.
             "CELERY_BROKER_KEY_PREFIX": f"{database}:",
             "CACHE_URL": f"{REDIS_URL}/{CACHE_DB}",
+            "CACHE_KEY_PREFIX": database,
             "VAR_DIR": str(folder / "var"),
             "MEDIA_ROOT": str(folder / "media"),
             "STATIC_ROOT": str(folder / "static"),
@@ -145,6 +146,8 @@ class Stack:
             for process in self.processes.values():
                 if process.popen.poll() is not None:
                     raise RuntimeError(f"{process.name} exited with {process.popen.returncode}\n{process.tail()}")
+            if " ready." not in self.processes["worker"].log.read_text(errors="replace"):
+                return False  # the worker has not joined yet
             try:
                 return requests.get(f"{self.url}/readyz", timeout=2).status_code == 200
             except requests.ConnectionError:
@@ -202,13 +205,6 @@ def _admin_sql(statement: str) -> None:
 
     with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as connection:
         connection.execute(statement)
-
-
-def _flush_redis() -> None:
-    import redis
-
-    for number in (BROKER_DB, CACHE_DB):
-        redis.Redis.from_url(f"{REDIS_URL}/{number}", socket_connect_timeout=3).flushdb()
 
 
 def alternative_that_parses(line: dict) -> tuple[int, str, str]:

@@ -10,13 +10,24 @@ import django
 django.setup()
 
 from celery import Task  # noqa: E402
+from celery.signals import worker_ready, worker_shutdown  # noqa: E402
 from celery.exceptions import SoftTimeLimitExceeded  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from webapp.recognition import services  # noqa: E402
 from webapp.recognition.errors import ErrorCode  # noqa: E402
-from workers import job_runner  # noqa: E402
+from workers import heartbeat, job_runner  # noqa: E402
 from workers.celery_app import app  # noqa: E402
+
+
+@worker_ready.connect
+def _announce(sender, **kwargs):
+    heartbeat.start(sender.hostname, heartbeat.concurrency(app))
+
+
+@worker_shutdown.connect
+def _withdraw(sender, **kwargs):
+    heartbeat.stop(sender.hostname)
 
 
 class JobTask(Task):

@@ -138,3 +138,11 @@ class ModelPointer(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class WorkerHeartbeat(models.Model):
+    """A live Celery worker (one row per worker node), refreshed every few seconds by the worker itself."""
+
+    name = models.CharField(primary_key=True, max_length=255)
+    processes = models.PositiveIntegerField()
+    seen_at = models.DateTimeField(default=timezone.now)
