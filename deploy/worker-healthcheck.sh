@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Docker healthcheck for a worker container: this host's Celery worker answers a ping.
+# Docker healthcheck for a worker container: this node's heartbeat row is fresh
+# (written every 10 s by the worker itself; see workers/heartbeat.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec celery -A workers.celery_app inspect ping --timeout 5 --destination "${WORKER_NAME:-worker}@$(hostname)"
+exec python webapp/manage.py worker_alive "${WORKER_NAME:-worker}@$(hostname)"

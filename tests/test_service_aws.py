@@ -100,3 +100,13 @@ def test_queue_figures_are_printed_and_published_to_cloudwatch(stack, moto):
         StartTime=now - timedelta(minutes=5), EndTime=now + timedelta(minutes=1), Period=60, Statistics=["Maximum"],
     )["Datapoints"]
     assert points and points[0]["Maximum"] == figures["backlog_per_worker"]
+
+
+def test_the_worker_healthcheck_reads_the_heartbeat(stack):
+    import socket
+
+    env = {k: v for k, v in stack.env.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    alive = subprocess.run(["deploy/worker-healthcheck.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert alive.returncode == 0 and f"worker@{socket.gethostname()} alive" in alive.stdout, alive.stderr
+    missing = subprocess.run(["deploy/worker-healthcheck.sh"], cwd=REPO, env={**env, "WORKER_NAME": "nobody"}, capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "has sent no heartbeat" in missing.stderr
