@@ -18,6 +18,8 @@ class ErrorCode(models.TextChoices):
     MISSING_IMAGE = "missing_image", "No image was sent."
     INVALID_BASE64 = "invalid_base64", "`image_base64` is not valid base64."
     UNSUPPORTED_FILE_TYPE = "unsupported_file_type", "The file is neither an image (PNG, JPEG, WebP, TIFF) nor a PDF."
+    CORRUPT_IMAGE = "corrupt_image", "The image's data is incomplete or damaged (checked at upload)."
+    IMAGE_TOO_SMALL = "image_too_small", "The image is smaller than `MIN_IMAGE_SIDE` pixels on a side: it cannot hold handwriting."
     INVALID_PDF = "invalid_pdf", "The PDF could not be opened or has no pages."
     FILE_TOO_LARGE = "file_too_large", "A file is over `MAX_IMAGE_BYTES` (images) or `MAX_PDF_BYTES` (PDFs)."
     REQUEST_TOO_LARGE = "request_too_large", "The whole request is over `MAX_REQUEST_BYTES`."
@@ -44,6 +46,7 @@ class ErrorCode(models.TextChoices):
     IMAGE_MISSING = "image_missing", "Job: its stored image is gone (deleted from storage before a worker read it)."
     TRUNCATED_IMAGE = "truncated_image", "Job: the image data is incomplete or corrupt."
     NO_SYMBOLS = "no_symbols", "Job: no symbols were found (a blank image, or only specks)."
+    NOT_HANDWRITING = "not_handwriting", "Job: the image is mostly ink (noise or a photo), not handwriting."
     TOO_MANY_SYMBOLS = "too_many_symbols", "Job: more symbols than a line or page may hold."
     UNPARSABLE_EXPRESSION = "unparsable_expression", "Job: the symbols do not form an expression; `best_reading` shows what was read."
     VALUE_TOO_LARGE = "value_too_large", "Job: a result exceeds 10^100."
@@ -69,7 +72,7 @@ def error_body(code: str, message: str, **extra) -> dict:
 
 HTTP_STATUS = {
     "invalid_request": 400, "malformed_request": 400, "unsupported_media_type": 415, "missing_image": 400,
-    "invalid_base64": 400, "unsupported_file_type": 400, "invalid_pdf": 400, "file_too_large": 413,
+    "invalid_base64": 400, "unsupported_file_type": 400, "corrupt_image": 400, "image_too_small": 400, "invalid_pdf": 400, "file_too_large": 413,
     "request_too_large": 413, "too_many_pixels": 413, "too_many_pages": 413, "idempotency_key_reused": 409,
     "job_not_finished": 409, "step_not_found": 404, "invalid_correction": 400, "not_authenticated": 401,
     "authentication_failed": 401, "permission_denied": 403, "not_found": 404, "method_not_allowed": 405,

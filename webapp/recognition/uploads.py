@@ -65,7 +65,23 @@ def check_image(name: str, data: bytes) -> Page:
         raise ApiError(ErrorCode.UNSUPPORTED_FILE_TYPE, f"'{name}' is a {fmt} image; send PNG, JPEG, WebP or TIFF")
     if width * height > settings.MAX_IMAGE_PIXELS:
         raise _too_many_pixels(name, width * height)
+    if min(width, height) < settings.MIN_IMAGE_SIDE:
+        raise ApiError(
+            ErrorCode.IMAGE_TOO_SMALL, f"'{name}' is {width}×{height} pixels; MIN_IMAGE_SIDE is {settings.MIN_IMAGE_SIDE}",
+            limit="MIN_IMAGE_SIDE", limit_value=settings.MIN_IMAGE_SIDE,
+        )
+    _check_integrity(name, data)
     return Page(name, data, IMAGE_FORMATS[fmt])
+
+
+def _check_integrity(name: str, data: bytes) -> None:
+    """Pillow's verify(): chunk checksums and structure, without decoding the pixels."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Image.open(io.BytesIO(data)).verify()
+    except Exception as error:  # Pillow raises many types for damaged data
+        raise ApiError(ErrorCode.CORRUPT_IMAGE, f"'{name}' is damaged or incomplete: {error}") from None
 
 
 def _too_many_pixels(name: str, pixels: int | None) -> ApiError:

@@ -73,7 +73,10 @@ def find_lines(binary: np.ndarray) -> list[Line]:
     sizes = np.maximum(boxes[:, 2], boxes[:, 3])
     # The size of a typical symbol: a high percentile of the larger components, so
     # that hundreds of specks cannot drag it down.
-    reference = float(np.percentile(sizes[sizes >= max(3, sizes.max() * 0.1)], 75))
+    large = sizes[sizes >= max(3, sizes.max() * 0.1)]
+    if large.size == 0:  # only marks of a pixel or two
+        raise RecognitionError("no_symbols", "no symbols found: only specks of noise")
+    reference = float(np.percentile(large, 75))
     keep = (sizes >= max(3.0, 0.18 * reference)) & (areas >= 3)
     # What is left of a ruling line is long and flat: far wider than any minus.
     keep &= ~((boxes[:, 2] > 4 * reference) & (boxes[:, 3] < 0.15 * boxes[:, 2]))

@@ -1,0 +1,76 @@
+"""Every API endpoint, taken from the OpenAPI schema so that a new one is covered too:
+without a token, with a wrong token, and with another user's IDs (404, never 403 with data).
+Plus: no secret in the repository."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+import requests
+
+from tests.images import line_png
+from tests.stack import REPO
+
+pytestmark = pytest.mark.slow
+
+PUBLIC = {"/api/v1/auth/token/"}  # exchanges a password for a token: it cannot need one
+
+
+def _operations(stack) -> list[tuple[str, str]]:
+    schema = requests.get(f"{stack.url}/api/schema/", headers={"Accept": "application/json"}).json()
+    return [(method.upper(), path) for path, item in schema["paths"].items() for method in item if method in ("get", "post", "put", "patch", "delete")]
+
+
+def test_every_endpoint_needs_a_valid_token(stack):
+    operations = _operations(stack)
+    assert len(operations) >= 12
+    for method, path in operations:
+        if path in PUBLIC:
+            continue
+        url = stack.url + re.sub(r"\{[^}]+\}", "00000000-0000-0000-0000-000000000000", path).replace("{name}", "boxes")
+        for headers, code in (({}, "not_authenticated"), ({"Authorization": "Token not-a-real-token"}, "authentication_failed")):
+            response = requests.request(method, url, headers=headers)
+            assert response.status_code == 401, (method, path, headers, response.status_code)
+            assert response.json()["error"]["code"] == code
+
+
+def test_another_users_ids_are_404_on_every_endpoint(stack):
+    owner, stranger = stack.client(), stack.client()
+    job = owner.wait(owner.submit(line_png("6*7", seed=1)).headers["Location"])
+    batch = owner.post(stack.api("batches/"), files=[("files", ("p.png", line_png("6*7", seed=1), "image/png"))]).json()
+    ids = {"jobs": job["id"], "batches": batch["id"]}
+    checked = 0
+    for method, path in _operations(stack):
+        if "{id}" not in path:
+            continue
+        kind = path.split("/")[3]
+        url = stack.url + path.replace("{id}", ids[kind]).replace("{name}", "boxes")
+        body = {"json": {"expression": "1+1"}} if method == "POST" and "corrections" in path else {}
+        if method == "POST" and "pages" in path:
+            body = {"files": [("files", ("p.png", line_png("6*7", seed=1), "image/png"))]}
+        response = stranger.request(method, url, **body)
+        assert response.status_code == 404, (method, path, response.status_code)
+        assert response.json() == {"error": {"code": "not_found", "message": response.json()["error"]["message"]}}
+        assert job["id"] not in response.text and "6*7" not in response.text
+        checked += 1
+    assert checked >= 8
+    assert owner.get(job["url"]).json()["status"] == "succeeded"  # untouched
+
+
+def test_no_secret_is_committed():
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    patterns = {
+        "AWS access key": re.compile(r"AKIA[0-9A-Z]{16}"),
+        "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+        "a real Django secret": re.compile(r"DJANGO_SECRET_KEY\s*=\s*['\"]?(?!replace-with|\$|build-only|k3y-for)[^\s'\"]{20,}"),
+        "a password in a URL": re.compile(r"postgres(?:ql)?://[^:\s/]+:(?!change-me|\.\.\.|…|pw@)[^@\s]{6,}@"),
+    }
+    found = []
+    for name in files:
+        path = REPO / name
+        if path.suffix in (".png", ".keras", ".npz", ".pdf") or not path.is_file():
+            continue
+        text = path.read_text(errors="ignore")
+        found += [f"{name}: {kind}" for kind, pattern in patterns.items() if pattern.search(text)]
+    assert found == []
