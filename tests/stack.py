@@ -88,20 +88,22 @@ class Stack:
     processes: dict[str, Process] = field(default_factory=dict)
 
     # --- lifecycle ---------------------------------------------------------------------
+    admin_url: str = PG_ADMIN_URL
+
     @classmethod
-    def start(cls, folder: Path, **overrides: str) -> "Stack":
+    def start(cls, folder: Path, admin_url: str = PG_ADMIN_URL, redis_url: str = REDIS_URL, **overrides: str) -> "Stack":
         database = f"hwtest_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        _admin_sql(f'CREATE DATABASE "{database}"')
+        _admin_sql(f'CREATE DATABASE "{database}"', admin_url)
         port = free_port()
         env = {
             **os.environ,
             "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
             "DJANGO_SETTINGS_MODULE": "webapp.config.settings.test",
-            "DATABASE_URL": PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}",
-            "CELERY_BROKER_URL": f"{REDIS_URL}/{BROKER_DB}",
+            "DATABASE_URL": admin_url.rsplit("/", 1)[0] + f"/{database}",
+            "CELERY_BROKER_URL": f"{redis_url}/{BROKER_DB}",
             # Its own queues: a worker left over from another run can never take this run's jobs.
             "CELERY_BROKER_KEY_PREFIX": f"{database}:",
-            "CACHE_URL": f"{REDIS_URL}/{CACHE_DB}",
+            "CACHE_URL": f"{redis_url}/{CACHE_DB}",
             "CACHE_KEY_PREFIX": database,
             "VAR_DIR": str(folder / "var"),
             "MEDIA_ROOT": str(folder / "media"),
@@ -128,7 +130,7 @@ class Stack:
             "LOG_LEVEL": "INFO",
             **overrides,
         }
-        stack = cls(folder, env, f"http://127.0.0.1:{port}", database)
+        stack = cls(folder, env, f"http://127.0.0.1:{port}", database, admin_url=admin_url)
         try:
             subprocess.run(["deploy/migrate.sh"], cwd=REPO, env=env, check=True, capture_output=True, timeout=300)
             stack.processes["web"] = start_process("web", ["deploy/start-web.sh"], env, folder)
@@ -162,7 +164,7 @@ class Stack:
         for process in self.processes.values():
             process.stop()
         try:
-            _admin_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+            _admin_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)', self.admin_url)
         except Exception as error:  # teardown must not hide a test failure
             print(f"could not drop {self.database}: {error}", file=sys.stderr)
 
@@ -200,10 +202,10 @@ class Client(requests.Session):
         return wait_until(finished, timeout, interval=0.25, what=f"job {job_url}")
 
 
-def _admin_sql(statement: str) -> None:
+def _admin_sql(statement: str, admin_url: str = PG_ADMIN_URL) -> None:
     import psycopg
 
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as connection:
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as connection:
         connection.execute(statement)
 
 

@@ -38,6 +38,7 @@ def _run(job_id: str) -> str:
     claim = services.claim_job(job_id)
     if claim is None:
         return "skipped"
+    log.info("job claimed", extra={"attempt": claim.job.attempts})
     started = time.monotonic()
     try:
         try:
@@ -53,6 +54,8 @@ def _run(job_id: str) -> str:
             services.finish_job(claim, record=record(claim.job.source_name, error=error), error=error, model_version=None)
             return "failed"
         version = classifier.version
+        if settings.RECOGNITION_TEST_DELAY_S:
+            time.sleep(settings.RECOGNITION_TEST_DELAY_S)  # fault tests only; refused by production settings
         try:
             result = recognize(data, classifier, max_pixels=settings.MAX_IMAGE_PIXELS)
         except RecognitionError as error:

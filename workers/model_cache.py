@@ -18,6 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 30.0
@@ -66,6 +68,8 @@ def get_classifier():
             log.info("loading model %s in process %d", version, os.getpid())
             _classifier = _load(version)
             _failed.pop(version, None)
+        except SoftTimeLimitExceeded:
+            raise  # the job's time ran out while loading: that is the job's failure, not the model's
         except Exception as error:  # a missing or corrupt model must not stop the worker
             _failed[version] = time.monotonic()
             if _classifier is None:

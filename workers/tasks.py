@@ -11,7 +11,7 @@ django.setup()
 
 from celery import Task  # noqa: E402
 from celery.signals import worker_ready, worker_shutdown  # noqa: E402
-from celery.exceptions import SoftTimeLimitExceeded  # noqa: E402
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from webapp.recognition import services  # noqa: E402
@@ -35,8 +35,8 @@ class JobTask(Task):
         # The one place a job is marked FAILED for an error nothing else recorded
         # (a bug, or transient errors that outlived their retries).
         job_id = args[0] if args else kwargs.get("job_id")
-        if isinstance(exc, SoftTimeLimitExceeded):  # the limit struck outside the pipeline's own handler
-            services.fail_job(job_id, ErrorCode.PROCESSING_TIMEOUT, f"the job took longer than its soft time limit: {exc}")
+        if isinstance(exc, (SoftTimeLimitExceeded, TimeLimitExceeded)):  # outside the pipeline's own handler, or the hard limit
+            services.fail_job(job_id, ErrorCode.PROCESSING_TIMEOUT, f"the job took longer than its time limit: {exc!r}")
         else:
             services.fail_job(job_id, ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
 

@@ -153,6 +153,9 @@ JOB_REQUEUE_AFTER = env.int("JOB_REQUEUE_AFTER", default=120)
 JOB_RETENTION_DAYS = env.int("JOB_RETENTION_DAYS", default=30)
 JOB_PURGE_INTERVAL = env.float("JOB_PURGE_INTERVAL", default=3600.0)
 IDEMPOTENCY_WINDOW_HOURS = 24
+# Test-only: sleep this long in every job, so that fault tests can kill a worker mid-job or
+# exceed a time limit. Production settings refuse to start with it set.
+RECOGNITION_TEST_DELAY_S = env.float("RECOGNITION_TEST_DELAY_S", default=0.0)
 MODEL_VERSION = env("MODEL_VERSION", default="")  # pin the workers to one version; empty = ACTIVE
 # "files": models/ACTIVE on this machine. "database": a pointer table, model files in shared storage (several hosts).
 MODEL_REGISTRY = env("MODEL_REGISTRY", default="files")

@@ -1,6 +1,11 @@
 """Production (Docker on EC2): no secret default, HTTPS-aware, S3 when a bucket is set."""
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F401,F403
-from .base import env
+from .base import RECOGNITION_TEST_DELAY_S, env
+
+if RECOGNITION_TEST_DELAY_S:
+    raise ImproperlyConfigured("RECOGNITION_TEST_DELAY_S is for fault tests only; unset it in production")
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")  # no default: a missing secret stops startup loudly
