@@ -132,7 +132,10 @@ def test_session_requests_without_a_csrf_token_are_denied(stack):
 def test_jobs_fail_with_typed_codes(stack):
     client = stack.client()
     blank = png(np.full((200, 500), 255, np.uint8))
-    truncated = line_png("6*7", seed=1)[:200]  # a valid header, then nothing
+    jpeg = io.BytesIO()
+    Image.open(io.BytesIO(line_png("6*7", seed=1))).convert("L").save(jpeg, format="JPEG")
+    # A damaged PNG is refused at upload (its checksums are verified); a cut JPEG is only found when decoded.
+    truncated = jpeg.getvalue()[: len(jpeg.getvalue()) // 2]
     cases = {"no_symbols": blank, "truncated_image": truncated, "value_too_large": line_png("8" * 102, seed=3)}
     urls = {code: client.submit(data, name=f"{code}.png", kind="worksheet").headers["Location"] for code, data in cases.items()}
     for code, url in urls.items():
