@@ -29,13 +29,18 @@ def stack(tmp_path_factory):
     except BaseException as error:
         _STACK_FAILURE = f"{type(error).__name__}: {error}"
         raise
+    # Django reads its settings from the environment once, at setup; the environment is then put
+    # back, so that no other test (or subprocess) inherits the stack's settings by accident.
+    saved = dict(os.environ)
     os.environ.update({k: v for k, v in started.env.items() if k in _DJANGO_ENV})
-    # Playwright's sync API runs an event loop in this thread; the ORM calls made here
-    # to arrange tests are still plain synchronous code.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     import django
 
     django.setup()
+    os.environ.clear()
+    os.environ.update(saved)
+    # Playwright's sync API runs an event loop in this thread; the ORM calls made here
+    # to arrange tests are still plain synchronous code.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
         yield started
     finally:

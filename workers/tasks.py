@@ -58,3 +58,11 @@ def sweep() -> dict:
 @app.task(name="recognition.purge_expired", ignore_result=True)
 def purge_expired() -> int:
     return services.purge_expired()
+
+
+@app.task(name="diagnostics.ping", ignore_result=True)
+def ping(token: str) -> None:
+    """A no-op round trip through the broker and a worker: the floor the load benchmark compares with."""
+    from django.core.cache import cache
+
+    cache.set(f"diagnostics.ping:{token}", True, timeout=300)

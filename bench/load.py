@@ -1,0 +1,193 @@
+"""Load benchmark: the real stack under offered load, measured end to end from a separate process.
+
+    .venv/bin/python bench/load.py            # writes bench/results/load.json (make bench)
+
+The stack is started with the deploy/ scripts (tests/stack.py): gunicorn, ONE worker node
+with 2 Celery pool processes, beat, Redis and PostgreSQL (the machine's shared servers; a
+fresh database and key prefix). Throttling is raised through the environment
+(UPLOAD_THROTTLE_RATE=1000000/min) and the report says so.
+
+The client is a separate process: a bounded pool of threads that submits on a fixed
+schedule (open loop), polls each job, and fetches its result and one step picture. A job
+counts as done only when it succeeded and its picture was fetched.
+
+In the same run, the floor: a no-op task (diagnostics.ping) sent through the same broker
+to the same workers, acknowledged through the cache.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.images import line_png, page_image, png  # noqa: E402
+from tests.stack import Stack, start_process, wait_until  # noqa: E402
+
+OFFERED = [10, 25, 50, 100]  # jobs per second
+SECONDS_PER_LOAD = 15
+BURST = 1000
+CLIENT_THREADS = 64
+LINES = ["12+3*4", "7*8=56", "2*(3+4)", "45-17", "6*7", "9-3="]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+class Client:
+    def __init__(self, stack: Stack, token: str):
+        self.stack = stack
+        self.local = threading.local()
+        self.token = token
+        self.images = [line_png(text, seed) for text in LINES for seed in (1, 2)]
+
+    def session(self) -> requests.Session:
+        if not hasattr(self.local, "session"):
+            self.local.session = requests.Session()
+            self.local.session.headers["Authorization"] = f"Token {self.token}"
+        return self.local.session
+
+    def one_job(self, image: bytes, kind: str = "expression") -> dict:
+        session = self.session()
+        started = time.monotonic()
+        response = session.post(self.stack.api("jobs/"), files={"image": ("l.png", image, "image/png")}, data={"kind": kind}, timeout=30)
+        if response.status_code != 202:
+            return {"ok": False, "why": f"HTTP {response.status_code}"}
+        url = response.headers["Location"]
+        delay = 0.02
+        while True:
+            body = session.get(url, timeout=30).json()
+            if body["status"] in ("succeeded", "failed"):
+                break
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+        result_at = time.monotonic()
+        if body["status"] != "succeeded":
+            return {"ok": False, "why": body["error"]["code"]}
+        picture = session.get(body["steps"]["boxes"], timeout=30)
+        ok = picture.status_code == 200 and picture.content[:4] == b"\x89PNG"
+        queued, began, ended = (datetime.fromisoformat(body[k].replace("Z", "+00:00")) for k in ("queued_at", "started_at", "finished_at"))
+        return {
+            "ok": ok, "id": body["id"], "latency_s": result_at - started,
+            "queue_s": (began - queued).total_seconds(), "processing_s": body["processing_ms"] / 1000,
+        }
+
+    def offered_load(self, rate: float, seconds: float) -> dict:
+        count = int(rate * seconds)
+        results = []
+        begin = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(CLIENT_THREADS) as pool:
+            futures = []
+            for index in range(count):
+                due = begin + index / rate
+                time.sleep(max(0.0, due - time.monotonic()))
+                futures.append(pool.submit(self.one_job, self.images[index % len(self.images)]))
+            results = [f.result() for f in futures]
+        elapsed = time.monotonic() - begin
+        return _summary(results, elapsed, offered=rate)
+
+
+def _summary(results: list[dict], elapsed: float, offered: float | None = None) -> dict:
+    done = [r for r in results if r["ok"]]
+    latencies = [r["latency_s"] * 1000 for r in done]
+    return {
+        "offered_per_s": offered, "submitted": len(results), "done": len(done),
+        "failed": sorted({r.get("why", "picture") for r in results if not r["ok"]}),
+        "duplicates": len(done) - len({r["id"] for r in done}),
+        "seconds": round(elapsed, 2), "throughput_per_s": round(len(done) / elapsed, 2),
+        "p50_ms": round(_percentile(latencies, 50), 1), "p95_ms": round(_percentile(latencies, 95), 1),
+        "p99_ms": round(_percentile(latencies, 99), 1),
+        "queue_p50_ms": round(_percentile([r["queue_s"] * 1000 for r in done], 50), 1),
+        "processing_p50_ms": round(_percentile([r["processing_s"] * 1000 for r in done], 50), 1),
+    }
+
+
+def floor(stack: Stack, n: int = 200) -> dict:
+    """No-op round trips through the same broker and workers, acknowledged via the cache."""
+    code = f"""
+import time, uuid, json, django
+django.setup()
+from django.core.cache import cache
+from workers.celery_app import app
+times = []
+for _ in range({n}):
+    token = uuid.uuid4().hex
+    start = time.monotonic()
+    app.send_task("diagnostics.ping", args=[token], queue="inference")
+    while not cache.get(f"diagnostics.ping:{{token}}"):
+        time.sleep(0.001)
+    times.append((time.monotonic() - start) * 1000)
+print(json.dumps(times))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=stack.env, capture_output=True, text=True, check=True)
+    times = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"n": n, "p50_ms": round(_percentile(times, 50), 2), "p95_ms": round(_percentile(times, 95), 2)}
+
+
+def worksheet_pages(client: Client, n: int = 6) -> dict:
+    page = png(page_image(["7*8=56", "12-5=7", "3*(4+2)=18", "9+8=17", "6*7=42"] * 4, seed=1, dpi=200))
+    results = [client.one_job(page, kind="worksheet") for _ in range(n)]
+    processing = [r["processing_s"] * 1000 for r in results if r["ok"]]
+    return {"pages": n, "lines_per_page": 20, "dpi": 200, "done": len(processing),
+            "processing_p50_ms": round(_percentile(processing, 50), 1), "processing_max_ms": round(max(processing), 1)}
+
+
+def main() -> int:
+    folder = Path(tempfile.mkdtemp(prefix="hw-load-"))
+    stack = Stack.start(folder, UPLOAD_THROTTLE_RATE="1000000/min", WORKER_CONCURRENCY="2", WEB_CONCURRENCY="2", WEB_THREADS="8",
+                        LOG_LEVEL="WARNING", MAX_IMAGE_BYTES="15000000")
+    try:
+        token = subprocess.run([sys.executable, "webapp/manage.py", "issue_token", "load", "--create"], cwd=REPO, env=stack.env,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        client = Client(stack, token)
+        for _ in range(2):  # warm both pool processes (model load) before measuring
+            client.offered_load(4, 2)
+        report = {
+            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "cpu": _cpu(), "cores": os.cpu_count(),
+            "setup": "gunicorn 2×8 threads, 1 Celery worker node with 2 pool processes (TF 1 thread each), beat, Redis, PostgreSQL, "
+                     "client on the same machine; UPLOAD_THROTTLE_RATE raised to 1000000/min for the benchmark",
+            "floor": floor(stack),
+            "loads": [client.offered_load(rate, SECONDS_PER_LOAD) for rate in OFFERED],
+        }
+        begin = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(CLIENT_THREADS) as pool:
+            burst = list(pool.map(lambda i: client.one_job(client.images[i % len(client.images)]), range(BURST)))
+        report["burst"] = _summary(burst, time.monotonic() - begin)
+        report["worksheet"] = worksheet_pages(client)
+    finally:
+        stack.stop()
+    out = REPO / "bench" / "results" / "load.json"
+    out.write_text(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
