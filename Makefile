@@ -60,6 +60,7 @@ validate-real: $(STAMP)
 # Benchmarks are never part of `make test`.
 bench: $(STAMP) data
 	$(PY) bench/pipeline.py
+	$(PY) bench/load.py
 	$(PY) bench/report.py
 
 clean:
