@@ -150,7 +150,7 @@ def worksheet_pages(client: Client, n: int = 6) -> dict:
 def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="hw-load-"))
     stack = Stack.start(folder, UPLOAD_THROTTLE_RATE="1000000/min", WORKER_CONCURRENCY="2", WEB_CONCURRENCY="2", WEB_THREADS="8",
-                        LOG_LEVEL="WARNING", MAX_IMAGE_BYTES="15000000")
+                        MAX_IMAGE_BYTES="15000000")
     try:
         token = subprocess.run([sys.executable, "webapp/manage.py", "issue_token", "load", "--create"], cwd=REPO, env=stack.env,
                                capture_output=True, text=True, check=True).stdout.strip()
