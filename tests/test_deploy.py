@@ -117,6 +117,11 @@ def test_production_refuses_to_start_without_a_secret_key():
     assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr
 
 
+def test_production_refuses_the_test_only_delay():
+    result = _run([str(VENV_BIN / "python"), "webapp/manage.py", "check"], {**PRODUCTION_ENV, "RECOGNITION_TEST_DELAY_S": "0.5"})
+    assert result.returncode != 0 and "RECOGNITION_TEST_DELAY_S is for fault tests only" in result.stderr
+
+
 def test_healthz_answers_a_private_ip_over_http_under_production_settings(tmp_path):
     port = free_port()
     env = {**os.environ, **PRODUCTION_ENV, "VAR_DIR": str(tmp_path), "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1",

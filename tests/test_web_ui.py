@@ -169,6 +169,9 @@ def test_a_two_page_worksheet_pdf_is_marked_with_tables_and_marks(chromium, stac
     page.locator("details summary").first.click()
     _accessible(page)
     _shoot(page, "worksheets-desktop")
+    page.set_viewport_size(PHONE["viewport"])
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["viewport"]["width"]
+    _shoot(page, "worksheets-phone")
     context.close()
 
 
