@@ -135,6 +135,9 @@ def test_healthz_answers_a_private_ip_over_http_under_production_settings(tmp_pa
         for host in ("10.0.3.7", "localhost", "127.0.0.1:8000"):
             response = _get(f"{url}/healthz", host)
             assert response.status_code == 200 and response.json() == {"status": "ok"}, host
+        # So do readiness and metrics, for probes and scrapers on the private network.
+        assert _get(f"{url}/readyz", "10.0.3.7").status_code in (200, 503)
+        assert _get(f"{url}/metrics", "10.0.3.7").status_code == 200
         # Everything else keeps both protections.
         assert _get(f"{url}/api/v1/models/", "10.0.3.7").status_code == 400  # not an allowed host
         redirect = _get(f"{url}/api/v1/models/", "maths.example.org")

@@ -26,10 +26,19 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError)
 """Worth a retry: the database or the storage was briefly unreachable. A bad image is not."""
 
 
+_held: dict[str, object] = {}  # job id -> this process's claim token, while it runs the job
+
+
+def held_token(job_id: str):
+    """The attempt token this process held for a job whose task failed (None before its claim)."""
+    return _held.pop(str(job_id), None)
+
+
 def run_job(job_id: str) -> str:
     """Returns what happened: 'succeeded', 'failed', or 'skipped' (finished, leased elsewhere, gone)."""
     with bind_job(job_id):
-        outcome = _run(job_id)
+        outcome = _run(job_id)  # on an exception the token stays for the task's on_failure
+        _held.pop(str(job_id), None)
         log.info("job %s", outcome, extra={"outcome": outcome})
         return outcome
 
@@ -38,6 +47,7 @@ def _run(job_id: str) -> str:
     claim = services.claim_job(job_id)
     if claim is None:
         return "skipped"
+    _held[str(job_id)] = claim.token
     log.info("job claimed", extra={"attempt": claim.job.attempts})
     started = time.monotonic()
     try:

@@ -58,7 +58,13 @@ def wanted_version() -> str:
 
 def get_classifier():
     global _classifier
-    version = wanted_version()
+    try:
+        version = wanted_version()
+    except Exception as error:  # no pointer, or the database is away: keep serving what is loaded
+        if _classifier is None:
+            raise ModelUnavailable(f"no active model version: {error}") from error
+        log.error("cannot read the active model version (%s); %s keeps serving", error, _classifier.version)
+        return _classifier
     with _lock:
         if _classifier is not None and _classifier.version == version:
             return _classifier

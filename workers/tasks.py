@@ -33,12 +33,15 @@ def _withdraw(sender, **kwargs):
 class JobTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         # The one place a job is marked FAILED for an error nothing else recorded
-        # (a bug, or transient errors that outlived their retries).
+        # (a bug, a time limit, or transient errors that outlived their retries).
         job_id = args[0] if args else kwargs.get("job_id")
-        if isinstance(exc, (SoftTimeLimitExceeded, TimeLimitExceeded)):  # outside the pipeline's own handler, or the hard limit
-            services.fail_job(job_id, ErrorCode.PROCESSING_TIMEOUT, f"the job took longer than its time limit: {exc!r}")
+        if isinstance(exc, TimeLimitExceeded):  # the hard limit: reported in the parent, its process is gone
+            services.fail_job(job_id, ErrorCode.PROCESSING_TIMEOUT, f"the job took longer than its time limit: {exc!r}", holder_died=True)
+        elif isinstance(exc, SoftTimeLimitExceeded):  # struck outside the pipeline's own handler
+            services.fail_job(job_id, ErrorCode.PROCESSING_TIMEOUT, f"the job took longer than its time limit: {exc!r}",
+                              token=job_runner.held_token(job_id))
         else:
-            services.fail_job(job_id, ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+            services.fail_job(job_id, ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", token=job_runner.held_token(job_id))
 
 
 @app.task(

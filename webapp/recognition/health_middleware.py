@@ -1,8 +1,9 @@
-"""Answer /healthz before host validation and the HTTPS redirect.
+"""Answer the probes (/healthz, /readyz, /metrics) before host validation and the HTTPS redirect.
 
-Load balancers and Docker probe a container by its private IP or localhost over
-plain HTTP; that must say "alive" without opening ALLOWED_HOSTS or SSL_REDIRECT
-for anything else.
+Load balancers, Docker and Prometheus reach a container by its private IP or localhost
+over plain HTTP; that must work without opening ALLOWED_HOSTS or SSL_REDIRECT for
+anything else. /metrics, and /readyz's details, are only for private addresses that
+did not come through the load balancer (see metrics.from_inside).
 """
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ class HealthCheckMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path == HEALTH_PATH and request.method in ("GET", "HEAD"):
-            return JsonResponse({"status": "ok"})
+        if request.method in ("GET", "HEAD"):
+            if request.path == HEALTH_PATH:
+                return JsonResponse({"status": "ok"})
+            if request.path in ("/readyz", "/metrics"):
+                from webapp.recognition import health, metrics
+
+                return health.readyz(request) if request.path == "/readyz" else metrics.metrics_view(request)
         return self.get_response(request)

@@ -9,6 +9,7 @@ Workers call :func:`fetch` to get a verified local copy, so hosts share no folde
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import shutil
 import tempfile
@@ -168,6 +169,16 @@ def fetch(version: str, cache_root: Path) -> Path:
     target = cache_root / version
     if (target / ".verified").exists():
         return cache_root
+    cache_root.mkdir(parents=True, exist_ok=True)
+    # Pool processes of one worker share the cache: one downloads while the others wait for it.
+    with open(cache_root / f".{version}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / ".verified").exists():
+            return cache_root
+        return _download(version, cache_root, target)
+
+
+def _download(version: str, cache_root: Path, target: Path) -> Path:
     row = ModelVersion.objects.filter(pk=version).first()
     if row is None:
         raise ModelStoreError(f"no such model version: {version}")

@@ -62,7 +62,8 @@ def submit_job(owner, page: Page, kind: str, idempotency_key: str | None = None)
         with transaction.atomic():
             if idempotency_key:
                 # An older job may hold the key past the 24 h window: it gives the key up.
-                Job.objects.filter(owner=owner, idempotency_key=idempotency_key).update(idempotency_key=None)
+                stale = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_WINDOW_HOURS)
+                Job.objects.filter(owner=owner, idempotency_key=idempotency_key, queued_at__lt=stale).update(idempotency_key=None)
             job.save()
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with its job.
@@ -71,6 +72,9 @@ def submit_job(owner, page: Page, kind: str, idempotency_key: str | None = None)
         if original is None:
             raise
         return _replay(original, page), False
+    except BaseException:
+        delete_stored([job.image.name])  # nothing half-stored
+        raise
     log.info("job queued", extra={"job_id": str(job.id), "kind": kind, "bytes": len(page.data)})
     transaction.on_commit(lambda: enqueue([job.id]))
     return job, True
@@ -99,14 +103,25 @@ def submit_batch(owner, name: str, pages: list[Page], kind: str = Job.Kind.WORKS
 
 
 def add_pages(batch: Batch, pages: list[Page], kind: str = Job.Kind.WORKSHEET) -> list[Job]:
-    with transaction.atomic():
-        # Lock the batch so two uploads of more pages number them without a gap or a clash.
-        Batch.objects.select_for_update().get(pk=batch.pk)
-        first = batch.jobs.count() + 1
-        jobs = [_new_job(batch.owner, page, kind, batch=batch, page_number=first + i) for i, page in enumerate(pages)]
-        Job.objects.bulk_create(jobs)
-        ids = [job.id for job in jobs]
-        transaction.on_commit(lambda: enqueue(ids))
+    jobs: list[Job] = []
+    try:
+        with transaction.atomic():
+            # Lock the batch so two uploads of more pages number them without a gap, a clash, or going over the limit.
+            Batch.objects.select_for_update().get(pk=batch.pk)
+            first = batch.jobs.count() + 1
+            if first - 1 + len(pages) > settings.MAX_PAGES_PER_BATCH:
+                raise ApiError(
+                    ErrorCode.TOO_MANY_PAGES, f"the batch would hold {first - 1 + len(pages)} pages; the limit MAX_PAGES_PER_BATCH is {settings.MAX_PAGES_PER_BATCH}",
+                    status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, limit="MAX_PAGES_PER_BATCH", limit_value=settings.MAX_PAGES_PER_BATCH,
+                )
+            for i, page in enumerate(pages):
+                jobs.append(_new_job(batch.owner, page, kind, batch=batch, page_number=first + i))
+            Job.objects.bulk_create(jobs)
+            ids = [job.id for job in jobs]
+            transaction.on_commit(lambda: enqueue(ids))
+    except BaseException:
+        delete_stored([job.image.name for job in jobs])  # nothing half-stored
+        raise
     return jobs
 
 
@@ -152,7 +167,8 @@ def claim_job(job_id) -> Claim | None:
     if not claimed:
         _fail_exhausted(Job.objects.filter(_claimable(now), pk=job_id), now)
         return None
-    return Claim(Job.objects.get(pk=job_id), token)
+    job = Job.objects.filter(pk=job_id).first()
+    return Claim(job, token) if job is not None else None  # deleted right after the claim
 
 
 def _fail_exhausted(jobs, now) -> int:
@@ -182,7 +198,11 @@ def finish_job(
         error_code=error.code if error else "", error_message=error.message if error else "",
         error_detail=_error_detail(error),
     )
-    saved = Job.objects.filter(pk=claim.job.id, attempt_token=claim.token, status=Job.Status.RUNNING).update(**fields)
+    try:
+        saved = Job.objects.filter(pk=claim.job.id, attempt_token=claim.token, status=Job.Status.RUNNING).update(**fields)
+    except BaseException:
+        delete_stored(list(steps.values()) + ([crops] if crops else []))
+        raise
     if not saved:
         log.info("job %s: attempt %s lost its claim; its output is discarded", claim.job.id, claim.token)
         delete_stored(list(steps.values()) + ([crops] if crops else []))
@@ -202,10 +222,21 @@ def release_job(claim: Claim) -> None:
     )
 
 
-def fail_job(job_id, code: str, message: str) -> bool:
-    """Mark an unfinished job FAILED (the task's one place for failures nothing else recorded)."""
+def fail_job(job_id, code: str, message: str, token: uuid.UUID | None = None, holder_died: bool = False) -> bool:
+    """Mark an unfinished job FAILED (the task's one place for failures nothing else recorded).
+
+    With ``token``, only while that attempt holds the job; with ``holder_died`` (its process was
+    killed at the hard time limit, well inside its lease) whatever attempt runs it; otherwise only
+    a job no live attempt holds, so a stale task never fails a newer attempt.
+    """
+    if holder_died:
+        mine = Q(status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
+    elif token is not None:  # running it, or released it (transient error) with nobody claiming it since
+        mine = Q(status__in=[Job.Status.QUEUED, Job.Status.RUNNING], attempt_token=token)
+    else:
+        mine = Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, lease_expires_at__lt=timezone.now())
     return bool(
-        Job.objects.filter(pk=job_id, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).update(
+        Job.objects.filter(mine, pk=job_id).update(
             status=Job.Status.FAILED, error_code=code, error_message=message[:2000],
             finished_at=timezone.now(), lease_expires_at=None,
         )

@@ -20,18 +20,18 @@ def delete_stored(paths: list[str]) -> None:
     for path in paths:
         try:
             default_storage.delete(path)
-        except OSError:
+        except Exception:  # filesystem or S3 (botocore) errors: a leftover file must not fail the delete
             log.warning("could not delete stored file %s", path, exc_info=True)
 
 
 @receiver(post_delete, sender=Job)
 def _job_deleted(sender, instance: Job, **kwargs) -> None:
     paths = instance.stored_paths()
-    transaction.on_commit(lambda: delete_stored(paths))
+    transaction.on_commit(lambda: delete_stored(paths), robust=True)
 
 
 @receiver(post_delete, sender=Correction)
 def _correction_deleted(sender, instance: Correction, **kwargs) -> None:
     if instance.crops:
         paths = [instance.crops]
-        transaction.on_commit(lambda: delete_stored(paths))
+        transaction.on_commit(lambda: delete_stored(paths), robust=True)

@@ -118,7 +118,10 @@ def render_pdf(name: str, data: bytes) -> list[Page]:
     """One greyscale PNG per page at PDF_RENDER_DPI (lower for huge pages, to stay under MAX_IMAGE_PIXELS)."""
     import pypdfium2
 
-    document = pypdfium2.PdfDocument(data)
+    try:
+        document = pypdfium2.PdfDocument(data)
+    except pypdfium2.PdfiumError as error:
+        raise ApiError(ErrorCode.INVALID_PDF, f"'{name}' could not be opened as a PDF: {error}")
     pages = []
     try:
         for index in range(len(document)):
@@ -133,6 +136,8 @@ def render_pdf(name: str, data: bytes) -> list[Page]:
             bitmap.to_pil().save(buffer, format="PNG")
             pages.append(Page(f"{name}#page={index + 1}", buffer.getvalue(), ".png"))
             page.close()
+    except pypdfium2.PdfiumError as error:
+        raise ApiError(ErrorCode.INVALID_PDF, f"'{name}' has a page that cannot be rendered: {error}")
     finally:
         document.close()
     return pages

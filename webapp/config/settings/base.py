@@ -145,7 +145,7 @@ DATA_UPLOAD_MAX_NUMBER_FILES = MAX_PAGES_PER_BATCH
 # --- Jobs: every deadline comes from the environment (seconds unless named otherwise).
 JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=180)
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
-JOB_MAX_RETRIES = env.int("JOB_MAX_RETRIES", default=5)  # transient errors (database, storage), with backoff
+JOB_MAX_RETRIES = env.int("JOB_MAX_RETRIES", default=2)  # transient errors (database, storage), with backoff
 JOB_SOFT_TIME_LIMIT = env.int("JOB_SOFT_TIME_LIMIT", default=60)
 JOB_TIME_LIMIT = env.int("JOB_TIME_LIMIT", default=90)
 JOB_SWEEP_INTERVAL = env.float("JOB_SWEEP_INTERVAL", default=30.0)
@@ -162,6 +162,8 @@ MODEL_REGISTRY = env("MODEL_REGISTRY", default="files")
 
 if JOB_LEASE_SECONDS <= JOB_TIME_LIMIT:
     raise ImproperlyConfigured("JOB_LEASE_SECONDS must exceed JOB_TIME_LIMIT, or a live job could be claimed twice")
+if JOB_MAX_RETRIES >= JOB_MAX_ATTEMPTS:
+    raise ImproperlyConfigured("JOB_MAX_RETRIES must be below JOB_MAX_ATTEMPTS: every retry claims the job again")
 if JOB_SOFT_TIME_LIMIT >= JOB_TIME_LIMIT:
     raise ImproperlyConfigured("JOB_SOFT_TIME_LIMIT must be below JOB_TIME_LIMIT")
 

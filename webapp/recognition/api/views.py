@@ -6,6 +6,7 @@ import logging
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -106,6 +107,13 @@ def _read(upload) -> tuple[str, bytes]:
     return upload.name or "upload", upload.read()
 
 
+def _open_stored(name: str):
+    try:
+        return default_storage.open(name, "rb")
+    except (FileNotFoundError, OSError):
+        raise ApiError(ErrorCode.STEP_NOT_FOUND, "the stored file is gone (deleted by retention or by hand)", status.HTTP_404_NOT_FOUND)
+
+
 def _accepted(request, data: dict, location: str) -> Response:
     return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": location, "Retry-After": POLL_AFTER_SECONDS})
 
@@ -177,6 +185,12 @@ class JobViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin,
     def destroy(self, request, *args, **kwargs):
         return super().destroy(request, *args, **kwargs)
 
+    def perform_destroy(self, instance: Job) -> None:
+        # Lock and re-read the row: a worker finishing right now either saved its pictures before
+        # (and they are deleted with the row) or finds the row gone and deletes its own.
+        with transaction.atomic():
+            Job.objects.select_for_update().get(pk=instance.pk).delete()
+
     @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY, **ERRORS})
     @action(detail=True, methods=["get"], url_path=r"steps/(?P<name>[a-z0-9_-]+)\.png", url_name="step",
             renderer_classes=[PNGRenderer, JSONRenderer])
@@ -186,7 +200,7 @@ class JobViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin,
             if not job.finished:
                 raise ApiError(ErrorCode.JOB_NOT_FINISHED, f"the job is {job.status}; its pictures come when it has finished", status.HTTP_409_CONFLICT)
             raise ApiError(ErrorCode.STEP_NOT_FOUND, f"no step {name!r}; this job has: {', '.join(job.steps) or 'none'}", status.HTTP_404_NOT_FOUND)
-        response = FileResponse(default_storage.open(job.steps[name], "rb"), content_type="image/png")
+        response = FileResponse(_open_stored(job.steps[name]), content_type="image/png")
         response["Cache-Control"] = "private, max-age=86400"
         return response
 
@@ -194,7 +208,7 @@ class JobViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin,
     @action(detail=True, methods=["get"], url_path="image", url_name="image", renderer_classes=[PNGRenderer, JSONRenderer])
     def image(self, request, pk=None):
         job = self.get_object()
-        response = FileResponse(default_storage.open(job.image.name, "rb"))
+        response = FileResponse(_open_stored(job.image.name))
         response["Cache-Control"] = "private, max-age=86400"
         return response
 
