@@ -26,8 +26,10 @@ from workers.pipeline.symbols import CLASSES
 TOP_K = 4
 """Classes per symbol the decoder may choose from."""
 MAX_INK_FRACTION = 0.3
-"""Handwriting covers a few percent of a page; an image over 30% ink after cleaning is noise
+"""Handwriting covers a few percent of a page; a page over 30% ink after cleaning is noise
 or a photograph, and reading digits into it would only invent an answer."""
+INK_CHECK_MIN_PIXELS = 200 * 200
+"""Below this a picture may be one tightly cropped symbol, which can be mostly ink."""
 MIN_ALTERNATIVE = 0.01
 """An alternative class below this probability is not a credible reading: when only
 such readings would parse, the line is reported unparsable with what was seen."""
@@ -168,7 +170,7 @@ def recognize_ink(ink: np.ndarray, classifier) -> PageResult:
     if not page.binary.any():
         raise RecognitionError("no_symbols", "no symbols found: the image looks blank")
     covered = float(np.count_nonzero(page.binary)) / page.binary.size
-    if covered > MAX_INK_FRACTION:
+    if covered > MAX_INK_FRACTION and page.binary.size >= INK_CHECK_MIN_PIXELS:
         raise RecognitionError("not_handwriting", f"{covered:.0%} of the image is ink: it looks like noise or a photo, not handwriting")
     segmented = find_lines(page.binary)
     line_edges = []
