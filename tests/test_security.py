@@ -58,6 +58,27 @@ def test_another_users_ids_are_404_on_every_endpoint(stack):
     assert owner.get(job["url"]).json()["status"] == "succeeded"  # untouched
 
 
+def test_the_login_page_locks_out_after_repeated_failures(stack):
+    from django.conf import settings as django_settings
+
+    stack.client(username="guessed", password="the real password 42")
+
+    def attempt(session, username, password):
+        session.get(f"{stack.url}/accounts/login/")
+        return session.post(f"{stack.url}/accounts/login/", allow_redirects=False,
+                            data={"username": username, "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+                            headers={"Referer": f"{stack.url}/accounts/login/"})
+
+    browser = requests.Session()
+    for _ in range(django_settings.LOGIN_MAX_FAILURES):
+        assert attempt(browser, "guessed", "wrong guess").status_code == 200  # the form again, with an error
+    locked = attempt(browser, "guessed", "the real password 42")
+    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
+    assert "Too many failed attempts" in locked.text
+    stack.client(username="someone-else", password="another password 42")
+    assert attempt(requests.Session(), "someone-else", "another password 42").status_code == 302  # others unaffected
+
+
 def test_no_secret_is_committed():
     files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     patterns = {

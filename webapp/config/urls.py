@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from webapp.recognition import pages
+from webapp.recognition.login import ThrottledLoginView
 
 # /healthz, /readyz and /metrics are answered by HealthCheckMiddleware, before host checks.
 urlpatterns = [
@@ -11,7 +12,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", pages.draw, name="draw"),
     path("jobs/<uuid:job_id>/", pages.job_page, name="job-page"),
