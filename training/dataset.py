@@ -45,7 +45,7 @@ class DatasetConfig:
 
     def __post_init__(self):
         if self.generated_digits_per_class is None:
-            object.__setattr__(self, "generated_digits_per_class", {"train": 2500, "val": 150, "test": 300})
+            object.__setattr__(self, "generated_digits_per_class", {"train": 3000, "val": 150, "test": 300})
         if self.generated_operators_per_class is None:
             object.__setattr__(self, "generated_operators_per_class", {"train": 3500, "val": 300, "test": 600})
 

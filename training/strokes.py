@@ -67,8 +67,12 @@ def _one_plain(rng):
 
 def _one_flag(rng):
     top = (0.32, 0.0)
-    flag = (_u(rng, -0.25, 0.2), _u(rng, 0.08, 0.55))
-    strokes = [_line(rng, flag, top, 0.05), _line(rng, top, (0.32, 1.0), 0.02)]
+    if rng.random() < 0.35:  # a long, steep flag, nearly as long as the stem (a flat one would be a 7)
+        reach = _u(rng, 0.25, 0.6)
+        flag = (0.32 - reach, min(0.85, reach * _u(rng, 0.9, 1.6)))
+    else:
+        flag = (_u(rng, -0.25, 0.2), _u(rng, 0.08, 0.55))
+    strokes = [_line(rng, flag, top, _u(rng, 0.03, 0.12)), _line(rng, top, (0.32, 1.0), 0.02)]
     if rng.random() < 0.6:  # the base many writers outside the US add
         half = _u(rng, 0.15, 0.3)
         strokes.append(_line(rng, (0.32 - half, 1.0), (0.32 + half, 1.0), 0.02))
@@ -94,7 +98,7 @@ def _two(rng):
 def _three(rng):
     waist = (_u(rng, 0.2, 0.32), _u(rng, 0.42, 0.52))
     lower = _pts(waist, (0.5, 0.6), (0.56, 0.8), (0.33, 1.0), (0.02, 0.9))
-    if rng.random() < 0.3:  # flat-topped 3
+    if rng.random() < 0.4:  # flat-topped 3
         return [_line(rng, (0.05, 0), (0.55, 0)), _line(rng, (0.55, 0), waist), (lower, True)]
     upper = _pts((0.04, 0.12), (0.28, 0.0), (0.52, 0.13), (0.45, 0.36), waist)
     return [(upper, True), (lower, True)]
@@ -115,6 +119,25 @@ def _four_closed(rng):
         _line(rng, (0.0, bar_y), (0.62, bar_y)),
         _line(rng, (stem_x + _u(rng, -0.02, 0.05), _u(rng, 0.0, 0.3)), (stem_x, 1.0)),
     ]
+
+
+def _four_u(rng):
+    """A 4 in one stroke, like the Cyrillic Ч: down the left, round the bottom of the cup,
+    up the right side to the top, then back down the stem. Common outside the US; without
+    it a 4 of this shape reads as a 6."""
+    bar_y = _u(rng, 0.4, 0.62)
+    stem_x = _u(rng, 0.45, 0.62)
+    left_x = _u(rng, 0.0, 0.12)
+    stem_top = (stem_x + _u(rng, -0.03, 0.05), _u(rng, -0.1, 0.12))
+    cup = _pts(
+        (left_x + _u(rng, 0.0, 0.1), _u(rng, 0.0, 0.15)),
+        (left_x, bar_y * 0.75),
+        (left_x + 0.12, bar_y + _u(rng, 0.0, 0.08)),
+        (stem_x - 0.06, bar_y + _u(rng, -0.04, 0.04)),
+        (stem_x, bar_y * 0.6),
+        stem_top,
+    )
+    return [(cup, True), _line(rng, stem_top, (stem_x + _u(rng, -0.06, 0.02), 1.0), 0.03)]
 
 
 def _four_open(rng):
@@ -272,7 +295,7 @@ STYLES: dict[str, list[StyleFn]] = {
     "1": [_one_plain, _one_flag, _one_flag, _one_base],
     "2": [_two],
     "3": [_three],
-    "4": [_four_closed, _four_open, _four_open, _four_cursive],
+    "4": [_four_closed, _four_open, _four_open, _four_cursive, _four_u, _four_u],
     "5": [_five],
     "6": [_six],
     "7": [_seven],
@@ -414,8 +437,9 @@ def add_style_to_mnist(image: np.ndarray, label: int, rng: np.random.Generator) 
         top_y, bottom_y = ys.min(), ys.max()
         top_x = int(np.mean(xs[ys <= top_y + 1]))
         bottom_x = int(np.mean(xs[ys >= bottom_y - 1]))
-        if rng.random() < 0.8:
-            flag = (int(top_x - height * _u(rng, 0.2, 0.35)), int(top_y + height * _u(rng, 0.15, 0.35)))
+        if rng.random() < 0.8:  # a flag, sometimes as long as half the stem
+            reach = _u(rng, 0.2, 0.35) if rng.random() < 0.6 else _u(rng, 0.35, 0.6)
+            flag = (int(top_x - height * reach), int(top_y + height * _u(rng, 0.15, 0.6)))
             cv2.line(out, flag, (top_x, int(top_y)), 255, pen, cv2.LINE_AA)
         if rng.random() < 0.6:
             half = int(height * _u(rng, 0.15, 0.3))
