@@ -8,7 +8,8 @@ fresh database and key prefix). Throttling is raised through the environment
 (UPLOAD_THROTTLE_RATE=1000000/min) and the report says so.
 
 The client is a separate process: a bounded pool of threads that submits on a fixed
-schedule (open loop), polls each job, and fetches its result and one step picture. A job
+schedule (open loop), waits for each job with ``?wait=`` (the server holds the request
+until the job finishes), and fetches its result and one step picture. A job
 counts as done only when it succeeded and its picture was fetched.
 
 In the same run, the floor: a no-op task (diagnostics.ping) sent through the same broker
@@ -69,13 +70,11 @@ class Client:
         if response.status_code != 202:
             return {"ok": False, "why": f"HTTP {response.status_code}"}
         url = response.headers["Location"]
-        delay = 0.02
-        while True:
-            body = session.get(url, timeout=30).json()
+        while True:  # held by the server until the job finishes (?wait=): no polling loop
+            body = session.get(url, params={"wait": "20"}, timeout=30).json()
             if body["status"] in ("succeeded", "failed"):
                 break
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
+            time.sleep(0.05)  # answered early: every waiting slot was taken
         result_at = time.monotonic()
         if body["status"] != "succeeded":
             return {"ok": False, "why": body["error"]["code"]}
@@ -149,7 +148,7 @@ def worksheet_pages(client: Client, n: int = 6) -> dict:
 
 def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="hw-load-"))
-    stack = Stack.start(folder, UPLOAD_THROTTLE_RATE="1000000/min", WORKER_CONCURRENCY="2", WEB_CONCURRENCY="2", WEB_THREADS="8",
+    stack = Stack.start(folder, UPLOAD_THROTTLE_RATE="1000000/min", WORKER_CONCURRENCY="2", WEB_CONCURRENCY="2", WEB_THREADS="32", JOB_WAIT_MAX_WAITERS="28",
                         MAX_IMAGE_BYTES="15000000")
     try:
         token = subprocess.run([sys.executable, "webapp/manage.py", "issue_token", "load", "--create"], cwd=REPO, env=stack.env,
@@ -161,7 +160,7 @@ def main() -> int:
             "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "cpu": _cpu(), "cores": os.cpu_count(),
-            "setup": "gunicorn 2×8 threads, 1 Celery worker node with 2 pool processes (TF 1 thread each), beat, Redis, PostgreSQL, "
+            "setup": "gunicorn 2×32 threads (clients wait with ?wait=), 1 Celery worker node with 2 pool processes (TF 1 thread each), beat, Redis, PostgreSQL, "
                      "client on the same machine; UPLOAD_THROTTLE_RATE raised to 1000000/min for the benchmark",
             "floor": floor(stack),
             "loads": [client.offered_load(rate, SECONDS_PER_LOAD) for rate in OFFERED],

@@ -9,7 +9,7 @@ export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-${VAR_DIR:-var}/pro
 rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 exec gunicorn webapp.config.wsgi:application \
   --bind "${BIND:-0.0.0.0:${PORT:-8000}}" \
-  --worker-class gthread --workers "${WEB_CONCURRENCY:-2}" --threads "${WEB_THREADS:-4}" \
+  --worker-class gthread --workers "${WEB_CONCURRENCY:-2}" --threads "${WEB_THREADS:-16}" \
   --timeout "${WEB_TIMEOUT:-30}" --graceful-timeout 20 \
   --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" \
   --no-control-socket --access-logfile - --error-logfile -

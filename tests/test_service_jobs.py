@@ -156,3 +156,68 @@ def test_make_run_serves_a_job_end_to_end_with_no_servers(tmp_path):
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(30)
+
+
+def test_a_client_can_wait_for_its_job_in_one_request_instead_of_polling(stack):
+    import threading
+    import time
+
+    from django.utils import timezone
+
+    from webapp.recognition import services
+    from webapp.recognition.errors import ErrorCode
+
+    client = stack.client()
+    # A job some worker holds (a long lease): nothing finishes it until the test does.
+    job = _stored_job(client, "6*7", 1, status="running", attempts=1, lease_expires_at=timezone.now() + timedelta(minutes=5))
+    url = stack.api(f"jobs/{job.id}/")
+    begun = time.monotonic()
+    held = client.get(url, params={"wait": "1.5"}, timeout=10)
+    assert held.status_code == 200 and held.json()["status"] == "running"  # the wait ran out: the job as it is
+    assert time.monotonic() - begun >= 1.4
+
+    # The worker's announcement (through Redis) ends the wait as soon as the job fails.
+    timer = threading.Timer(1.0, services.fail_job, args=(job.id, ErrorCode.INTERNAL_ERROR, "ended by the test"), kwargs={"holder_died": True})
+    timer.start()
+    begun = time.monotonic()
+    body = client.get(url, params={"wait": "25"}, timeout=40).json()
+    waited = time.monotonic() - begun
+    timer.join()
+    assert body["status"] == "failed" and body["error"]["code"] == "internal_error"
+    assert 0.9 <= waited < 10, waited
+
+    # A real job: submitted, then one held request returns it finished.
+    submitted = client.submit(line_png("12+3*4", 4))
+    assert submitted.status_code == 202
+    body = client.get(submitted.headers["Location"], params={"wait": "30"}, timeout=40).json()
+    assert body["status"] == "succeeded" and body["result"]["lines"][0]["value"] == 24
+
+    for bad in ("soon", "-1", "nan", "100000"):
+        refused = client.get(url, params={"wait": bad}, timeout=10)
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_request"
+        assert refused.json()["error"]["field"] == "wait"
+
+
+def test_a_waiting_request_is_woken_by_the_redis_announcement_not_by_its_recheck(stack, monkeypatch):
+    import threading
+    import time
+    import uuid
+
+    from django.conf import settings
+
+    from webapp.recognition import job_events
+
+    assert settings.JOB_EVENTS_REDIS_URL.startswith("redis://")
+    monkeypatch.setattr(job_events, "RECHECK_S", 60.0)  # only the announcement can end this wait early
+    job_id, finished = uuid.uuid4(), threading.Event()
+
+    def finish():
+        finished.set()
+        job_events.announce_finished(job_id)
+
+    timer = threading.Timer(0.5, finish)
+    timer.start()
+    begun = time.monotonic()
+    assert job_events.wait_until_finished(job_id, 30, finished.is_set) is True
+    timer.join()
+    assert time.monotonic() - begun < 10

@@ -26,6 +26,7 @@ from django.utils import timezone
 from PIL import Image
 from rest_framework import status
 
+from webapp.recognition import job_events
 from webapp.recognition.errors import ApiError, ErrorCode
 from webapp.recognition.models import Batch, Correction, Job
 from webapp.recognition.signals import delete_stored
@@ -179,6 +180,17 @@ def _fail_exhausted(jobs, now) -> int:
     )
 
 
+def wait_for_job(job: Job, seconds: float) -> Job:
+    """The job once it has finished, or as it is after ``seconds`` (capped at JOB_WAIT_MAX_S)."""
+    if job.finished or seconds <= 0:
+        return job
+    seconds = min(seconds, settings.JOB_WAIT_MAX_S)
+    finished = Job.objects.filter(pk=job.pk, status__in=Job.FINISHED)
+    job_events.wait_until_finished(job.pk, seconds, finished.exists)
+    job.refresh_from_db()
+    return job
+
+
 def read_image(job: Job) -> bytes:
     with default_storage.open(job.image.name, "rb") as handle:
         return handle.read()
@@ -206,6 +218,8 @@ def finish_job(
     if not saved:
         log.info("job %s: attempt %s lost its claim; its output is discarded", claim.job.id, claim.token)
         delete_stored(list(steps.values()) + ([crops] if crops else []))
+    else:
+        transaction.on_commit(lambda: job_events.announce_finished(claim.job.id))
     return bool(saved)
 
 
@@ -235,12 +249,13 @@ def fail_job(job_id, code: str, message: str, token: uuid.UUID | None = None, ho
         mine = Q(status__in=[Job.Status.QUEUED, Job.Status.RUNNING], attempt_token=token)
     else:
         mine = Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, lease_expires_at__lt=timezone.now())
-    return bool(
-        Job.objects.filter(mine, pk=job_id).update(
-            status=Job.Status.FAILED, error_code=code, error_message=message[:2000],
-            finished_at=timezone.now(), lease_expires_at=None,
-        )
+    failed = Job.objects.filter(mine, pk=job_id).update(
+        status=Job.Status.FAILED, error_code=code, error_message=message[:2000],
+        finished_at=timezone.now(), lease_expires_at=None,
     )
+    if failed:
+        transaction.on_commit(lambda: job_events.announce_finished(job_id))
+    return bool(failed)
 
 
 # --- housekeeping (Celery beat) ----------------------------------------------------------------

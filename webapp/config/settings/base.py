@@ -155,6 +155,8 @@ JOB_REQUEUE_AFTER = env.int("JOB_REQUEUE_AFTER", default=120)
 JOB_RETENTION_DAYS = env.int("JOB_RETENTION_DAYS", default=30)
 JOB_PURGE_INTERVAL = env.float("JOB_PURGE_INTERVAL", default=3600.0)
 IDEMPOTENCY_WINDOW_HOURS = 24
+JOB_WAIT_MAX_S = env.float("JOB_WAIT_MAX_S", default=30.0)  # the longest ?wait= a client may ask for
+JOB_WAIT_MAX_WAITERS = env.int("JOB_WAIT_MAX_WAITERS", default=12)  # per web process; keep below its threads
 # Test-only: sleep this long in every job, so that fault tests can kill a worker mid-job or
 # exceed a time limit. Production settings refuse to start with it set.
 RECOGNITION_TEST_DELAY_S = env.float("RECOGNITION_TEST_DELAY_S", default=0.0)
@@ -194,6 +196,8 @@ else:
         # Deployments (or test runs) sharing one Redis keep their queues apart by prefix.
         "global_keyprefix": env("CELERY_BROKER_KEY_PREFIX", default=""),
     }
+# Finished jobs are announced here to the web threads that wait for them (webapp.recognition.job_events).
+JOB_EVENTS_REDIS_URL = env("JOB_EVENTS_REDIS_URL", default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY = False  # a submit never waits on a broker that is down; the sweep enqueues later

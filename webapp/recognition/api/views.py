@@ -181,6 +181,28 @@ class JobViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin,
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
+    @extend_schema(
+        parameters=[OpenApiParameter("wait", float, required=False, description=(
+            "seconds (up to JOB_WAIT_MAX_S, 30 by default) to hold the request until the job has finished; "
+            "the answer is the job as it is then. One request instead of many polls."))],
+        responses={200: JobSerializer, **ERRORS},
+    )
+    def retrieve(self, request, *args, **kwargs):
+        job = self.get_object()
+        wait = request.query_params.get("wait")
+        if wait is not None:
+            try:
+                seconds = float(wait)
+            except ValueError:
+                seconds = -1.0
+            if not 0 <= seconds <= settings.JOB_WAIT_MAX_S:
+                raise ApiError(ErrorCode.INVALID_REQUEST, f"wait must be a number of seconds from 0 to {settings.JOB_WAIT_MAX_S:g}", field="wait")
+            try:
+                job = services.wait_for_job(job, seconds)
+            except Job.DoesNotExist:
+                raise ApiError(ErrorCode.NOT_FOUND, "the job was deleted while waiting", status_code=404)
+        return Response(self.get_serializer(job).data)
+
     @extend_schema(responses={204: None, **ERRORS}, description="Delete the job and every file stored for it.")
     def destroy(self, request, *args, **kwargs):
         return super().destroy(request, *args, **kwargs)

@@ -22,13 +22,15 @@ const Api = {
     return Api.request(url, { method: "POST", body: JSON.stringify(data), headers: { "Content-Type": "application/json" } });
   },
   sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); },
-  /* Poll a job until it has finished; onUpdate sees every state. */
+  /* Wait for a job to finish; onUpdate sees every state. The server holds each request
+     until the job has finished (up to 20 s), so this is usually two requests, not a poll loop. */
   async waitForJob(url, onUpdate) {
-    for (let delay = 300; ; delay = Math.min(delay * 1.3, 2000)) {
-      const job = await Api.request(url);
+    const held = url + (url.includes("?") ? "&" : "?") + "wait=20";
+    for (let first = true; ; first = false) {
+      const job = await Api.request(first ? url : held);
       onUpdate(job);
       if (job.status === "succeeded" || job.status === "failed") return job;
-      await Api.sleep(delay);
+      if (!first) await Api.sleep(250);  // answered early (the server had no waiting slot free)
     }
   },
 };

@@ -1,0 +1,100 @@
+"""Wake the clients that wait for a job to finish (``GET /api/v1/jobs/{id}/?wait=N``).
+
+Without this, every client polls, and at load most of the web's work is answering
+"not yet". The worker that finishes a job publishes on a Redis channel named after the
+job; a web thread waiting on that job is subscribed to it.
+
+The database stays the truth. The waiter checks it after subscribing (so a job that
+finished just before is not missed) and again every RECHECK_S (so a lost message costs
+at most that). With no Redis (the embedded ``make run`` stack) it checks the database
+every RECHECK_S. Waiters per web process are capped, so waits never take every thread.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from functools import lru_cache
+from typing import Callable
+
+import redis
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+RECHECK_S = 1.0
+
+
+def _channel(job_id) -> str:
+    return f"job-finished:{job_id}"  # job IDs are UUIDs: no clash between deployments on one Redis
+
+
+@lru_cache(maxsize=1)
+def _client() -> redis.Redis | None:
+    url = settings.JOB_EVENTS_REDIS_URL
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5) if url else None
+
+
+@lru_cache(maxsize=1)
+def _slots() -> threading.BoundedSemaphore:
+    return threading.BoundedSemaphore(settings.JOB_WAIT_MAX_WAITERS)
+
+
+def announce_finished(job_id) -> None:
+    """Tell waiters the job has finished (best effort: they also check the database)."""
+    client = _client()
+    if client is None:
+        return
+    try:
+        client.publish(_channel(job_id), b"finished")
+    except redis.RedisError as error:
+        log.warning("could not announce job %s finished: %s", job_id, error)
+
+
+def wait_until_finished(job_id, timeout: float, is_finished: Callable[[], bool]) -> bool:
+    """Block up to ``timeout`` seconds until ``is_finished()``; returns its last answer.
+
+    When every waiting slot of this process is taken it returns at once: the client
+    gets the job as it is and asks again, rather than the web running out of threads.
+    """
+    if timeout <= 0 or not _slots().acquire(blocking=False):
+        return is_finished()
+    try:
+        return _wait(job_id, time.monotonic() + timeout, is_finished)
+    finally:
+        _slots().release()
+
+
+def _wait(job_id, deadline: float, is_finished: Callable[[], bool]) -> bool:
+    subscription = _subscribe(job_id)
+    try:
+        while True:
+            if is_finished():
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            step = min(remaining, RECHECK_S)
+            if subscription is None:
+                time.sleep(step)
+                continue
+            try:
+                subscription.get_message(timeout=step)
+            except redis.RedisError:
+                subscription = None  # Redis went away mid-wait: keep checking the database
+    finally:
+        if subscription is not None:
+            subscription.close()
+
+
+def _subscribe(job_id):
+    client = _client()
+    if client is None:
+        return None
+    try:
+        subscription = client.pubsub(ignore_subscribe_messages=True)
+        subscription.subscribe(_channel(job_id))
+        return subscription
+    except redis.RedisError as error:
+        log.warning("waiting for job %s without Redis: %s", job_id, error)
+        return None
