@@ -43,24 +43,34 @@ def binarised(result) -> bytes:
     return _png(Image.fromarray(255 - result.page.binary))
 
 
+GREY_LEVELS = 16
+"""The boxes picture is a palette image: the ink in this many greys, then the box colours.
+One byte a pixel instead of three makes it three times cheaper to write, which matters
+for a whole page at 200-300 dpi."""
+_RED = (220, 0, 0)
+_PALETTE = [v for i in range(GREY_LEVELS) for v in (i * 255 // (GREY_LEVELS - 1),) * 3] + [v for c in (*LINE_COLOURS, _RED) for v in c]
+_COLOUR_INDEX = {colour: GREY_LEVELS + i for i, colour in enumerate((*LINE_COLOURS, _RED))}
+
+
 def boxes(result) -> bytes:
     """The (deskewed) input with each line's box and each symbol's box and label."""
     ink = result.ink
     if result.page.skew_degrees:
         ink = rotate(ink, result.page.skew_degrees)
-    canvas = Image.fromarray(255 - ink).convert("RGB")
+    canvas = Image.fromarray(((255 - ink.astype(np.uint16)) * (GREY_LEVELS - 1) // 255).astype(np.uint8))
+    canvas.putpalette(_PALETTE)  # an L image with a palette is a P image
     draw = ImageDraw.Draw(canvas)
     scale = max(1, max(canvas.size) // 600)
     font = _font(12 * scale)
     for number, line in enumerate(result.lines):
-        colour = LINE_COLOURS[number % len(LINE_COLOURS)]
+        colour = _COLOUR_INDEX[LINE_COLOURS[number % len(LINE_COLOURS)]]
         x, y, w, h = line.box
         draw.rectangle([x - 4 * scale, y - 4 * scale, x + w + 4 * scale, y + h + 4 * scale], outline=colour, width=scale)
         draw.text((x, max(0, y - 18 * scale)), f"line {number + 1}", fill=colour, font=font)
         for symbol in line.symbols:
             sx, sy, sw, sh = symbol.box
             weak = symbol.probability < LOW_CONFIDENCE
-            draw.rectangle([sx, sy, sx + sw, sy + sh], outline=(220, 0, 0) if weak else colour, width=2 * scale if weak else scale)
+            draw.rectangle([sx, sy, sx + sw, sy + sh], outline=_COLOUR_INDEX[_RED] if weak else colour, width=2 * scale if weak else scale)
             draw.text((sx, sy + sh + 2), _shown(symbol.symbol), fill=colour, font=font)
     return _png(canvas)
 
