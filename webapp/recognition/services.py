@@ -20,7 +20,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from PIL import Image
@@ -139,8 +139,18 @@ def enqueue(job_ids: list) -> int:
             break
         sent.append(job_id)
     if sent:
-        Job.objects.filter(pk__in=sent).update(enqueued_at=timezone.now())
+        Job.objects.filter(pk__in=sent).update(enqueued_at=database_now())
     return len(sent)
+
+
+def database_now():
+    """The database's clock. Leases are set by workers and checked by beat, on different hosts:
+    one clock for all of them means a host whose clock drifts cannot steal or strand a job."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement_timestamp()")
+            return cursor.fetchone()[0]
+    return timezone.now()  # SQLite: the database is a file on this host, so this is its clock
 
 
 # --- running (called by the worker) ------------------------------------------------------------
@@ -156,7 +166,7 @@ def _claimable(now) -> Q:
 
 def claim_job(job_id) -> Claim | None:
     """Take the job for one attempt, or None when it is finished, leased to another worker, or gone."""
-    now = timezone.now()
+    now = database_now()
     token = uuid.uuid4()
     claimed = (
         Job.objects.filter(_claimable(now), pk=job_id, attempts__lt=F("max_attempts"))
@@ -248,7 +258,7 @@ def fail_job(job_id, code: str, message: str, token: uuid.UUID | None = None, ho
     elif token is not None:  # running it, or released it (transient error) with nobody claiming it since
         mine = Q(status__in=[Job.Status.QUEUED, Job.Status.RUNNING], attempt_token=token)
     else:
-        mine = Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, lease_expires_at__lt=timezone.now())
+        mine = Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, lease_expires_at__lt=database_now())
     failed = Job.objects.filter(mine, pk=job_id).update(
         status=Job.Status.FAILED, error_code=code, error_message=message[:2000],
         finished_at=timezone.now(), lease_expires_at=None,
@@ -261,7 +271,7 @@ def fail_job(job_id, code: str, message: str, token: uuid.UUID | None = None, ho
 # --- housekeeping (Celery beat) ----------------------------------------------------------------
 def sweep(now=None, limit: int = 1000) -> dict[str, int]:
     """Fail jobs past their attempts; re-enqueue queued jobs nobody took and running jobs whose lease expired."""
-    now = now or timezone.now()
+    now = now or database_now()
     expired = Q(status=Job.Status.RUNNING, lease_expires_at__lt=now)
     failed = _fail_exhausted(Job.objects.filter(expired | Q(status=Job.Status.QUEUED)), now)
     requeue_before = now - timedelta(seconds=settings.JOB_REQUEUE_AFTER)
