@@ -310,39 +310,45 @@ def normalise_expression(text: str) -> str:
 
 def apply_correction(job: Job, line: int, *, symbol: int | None = None, choice: str | None = None, expression: str | None = None) -> Correction:
     """Re-read one line from a chosen alternative or a typed expression; no new job is run."""
-    with transaction.atomic():
-        job = Job.objects.select_for_update().get(pk=job.pk)
-        lines = (job.result or {}).get("lines") or []
-        if not job.finished or not lines:
-            raise ApiError(ErrorCode.JOB_NOT_FINISHED, "the job has no lines to correct yet", status.HTTP_409_CONFLICT)
-        if not 0 <= line < len(lines):
-            raise ApiError(ErrorCode.INVALID_CORRECTION, f"line must be 0..{len(lines) - 1}", field="line")
-        current = lines[line]
-        read_as = current.get("expression") or ""
-        symbols = list(current.get("symbols") or [])
-        if expression is None:
-            text = _with_alternative(symbols, symbol, choice)
-        else:
-            text = normalise_expression(expression)
-        try:
-            parsed = grammar.parse_line(text)
-        except RecognitionError as error:
-            raise ApiError(ErrorCode.INVALID_CORRECTION, f"{text!r} is not an expression: {error.message}", field="expression")
-        if symbol is not None:
-            symbols[symbol] = {**symbols[symbol], "symbol": text[symbol]}
-        lines[line] = {
-            **current, "symbols": symbols, "expression": parsed.expression,
-            "value": parsed.value, "answer": parsed.answer, "correct": parsed.correct, "error": None,
-            "read_as": current.get("read_as", read_as), "corrected": True,
-        }
-        job.result["lines"] = lines
-        _refresh_page_error(job)
-        correction = Correction(job=job, line=line, symbol=symbol, read_as=read_as, expression=text)
-        if job.symbol_crops and len(text) == len(symbols):
-            correction.labels = text  # one class per crop: usable as training data
-        correction.crops = _line_crops(job, line, len(symbols))
-        correction.save()
-        job.save(update_fields=["result", "status", "error_code", "error_message", "error_detail"])
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            job = Job.objects.select_for_update().get(pk=job.pk)
+            lines = (job.result or {}).get("lines") or []
+            if not job.finished or not lines:
+                raise ApiError(ErrorCode.JOB_NOT_FINISHED, "the job has no lines to correct yet", status.HTTP_409_CONFLICT)
+            if not 0 <= line < len(lines):
+                raise ApiError(ErrorCode.INVALID_CORRECTION, f"line must be 0..{len(lines) - 1}", field="line")
+            current = lines[line]
+            read_as = current.get("expression") or ""
+            symbols = list(current.get("symbols") or [])
+            if expression is None:
+                text = _with_alternative(symbols, symbol, choice)
+            else:
+                text = normalise_expression(expression)
+            try:
+                parsed = grammar.parse_line(text)
+            except RecognitionError as error:
+                raise ApiError(ErrorCode.INVALID_CORRECTION, f"{text!r} is not an expression: {error.message}", field="expression")
+            if symbol is not None:
+                symbols[symbol] = {**symbols[symbol], "symbol": text[symbol]}
+            lines[line] = {
+                **current, "symbols": symbols, "expression": parsed.expression,
+                "value": parsed.value, "answer": parsed.answer, "correct": parsed.correct, "error": None,
+                "read_as": current.get("read_as", read_as), "corrected": True,
+            }
+            job.result["lines"] = lines
+            _refresh_page_error(job)
+            correction = Correction(job=job, line=line, symbol=symbol, read_as=read_as, expression=text)
+            if job.symbol_crops and len(text) == len(symbols):
+                correction.labels = text  # one class per crop: usable as training data
+            correction.crops = _line_crops(job, line, len(symbols))
+            stored += [correction.crops] if correction.crops else []
+            correction.save()
+            job.save(update_fields=["result", "status", "error_code", "error_message", "error_detail"])
+    except BaseException:
+        delete_stored(stored)  # the correction was not kept, so neither is its crop file
+        raise
     return correction
 
 
