@@ -17,6 +17,8 @@ PAGE_MIN_SIDE = 600
 """An image whose SHORTER side is below this is a canvas or a line crop, not a scanned
 page: it gets no flattening, deskew or ruling removal."""
 MAX_SKEW_DEGREES = 5.0
+SKEW_WORK_SIZE = 800
+"""The skew search runs on a copy this long: 0.1° is still more than a pixel across it."""
 
 
 @dataclass
@@ -44,12 +46,53 @@ def flatten(ink: np.ndarray) -> np.ndarray:
 
 def binarise(flat: np.ndarray) -> np.ndarray:
     """Otsu on the flattened image; a blank image gives an empty mask."""
+    return _binarise(flat)[0]
+
+
+def _binarise(flat: np.ndarray) -> tuple[np.ndarray, float]:
     if int(flat.max()) < MIN_CONTRAST:
-        return np.zeros_like(flat)
+        return np.zeros_like(flat), float(MIN_CONTRAST)
     threshold, binary = cv2.threshold(flat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     if threshold < MIN_CONTRAST / 2:  # Otsu split paper noise from paper noise
-        _, binary = cv2.threshold(flat, MIN_CONTRAST, 255, cv2.THRESH_BINARY)
-    return binary
+        threshold, binary = cv2.threshold(flat, MIN_CONTRAST, 255, cv2.THRESH_BINARY)
+    return binary, float(threshold)
+
+
+FAINT_LOW, FAINT_PEAK, FAINT_MIN_AREA, FAINT_FOUND_AT_MOST = 0.35, 0.75, 15, 0.2
+"""A faint stroke: pixels above FAINT_LOW of the page's threshold, peaking above FAINT_PEAK
+of it, at least FAINT_MIN_AREA pixels together (paper noise never is), of which at most
+FAINT_FOUND_AT_MOST were found by the threshold already."""
+
+
+def add_faint_strokes(flat: np.ndarray, binary: np.ndarray, threshold: float) -> np.ndarray:
+    """Add strokes a little too light for the page's threshold, apart from the ink found.
+
+
+    A thin pencil minus on a 150 dpi scan blurs to just under the threshold that the
+    digits set, and a lost minus changes the value. Its pixels still stand well above
+    the paper: a lower threshold finds them, and only what touches no ink found
+    already is added, so no other symbol gets thicker or joins its neighbour.
+    """
+    low = (flat >= threshold * FAINT_LOW).astype(np.uint8)
+    # A faint stroke dips under even the lower threshold here and there: bridge gaps of a
+    # pixel or two, or its pieces would each be too small to be kept as a symbol.
+    low = cv2.morphologyEx(low, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (5, 3)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(low, connectivity=8)
+    if count <= 1:
+        return binary
+    peaks = np.bincount(labels[flat >= threshold * FAINT_PEAK], minlength=count)
+    keep = (peaks > 0) & (stats[:, cv2.CC_STAT_AREA] >= FAINT_MIN_AREA)
+    # Mostly ink found already (a symbol and its halo): leave it as it is. A speck of a faint
+    # stroke that reached the threshold does not stop the rest of the stroke from being added.
+    found = np.bincount(labels[binary > 0], minlength=count)
+    # A flat bar is a minus (or half an =) whose pieces the threshold kept: add all of it, as
+    # pieces it would be dropped as specks. It cannot join two symbols: it is flat.
+    bar = stats[:, cv2.CC_STAT_WIDTH] >= 3 * stats[:, cv2.CC_STAT_HEIGHT]
+    keep &= bar | (found < FAINT_FOUND_AT_MOST * stats[:, cv2.CC_STAT_AREA])
+    keep[0] = False  # the background
+    if not keep.any():
+        return binary
+    return np.where(keep[labels], np.uint8(255), binary)
 
 
 def estimate_skew(binary: np.ndarray) -> float:
@@ -59,7 +102,7 @@ def estimate_skew(binary: np.ndarray) -> float:
     when they are level. Done on a reduced copy, coarse then fine.
     """
     height, width = binary.shape
-    scale = min(1.0, 1200 / max(height, width))
+    scale = min(1.0, SKEW_WORK_SIZE / max(height, width))
     small = cv2.resize(binary, (max(1, int(width * scale)), max(1, int(height * scale))), interpolation=cv2.INTER_AREA)
     centre = (small.shape[1] / 2, small.shape[0] / 2)
 
@@ -97,11 +140,19 @@ def remove_rulings(flat: np.ndarray) -> tuple[np.ndarray, int]:
     rulings = cv2.max(horizontal, vertical)
     # Rulings are a pixel or two thick but anti-aliased: widen the estimate a little.
     rulings = cv2.dilate(rulings, cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3)))
-    removed = int(np.count_nonzero(rulings >= MIN_CONTRAST // 2))
+    on_ruling = rulings >= MIN_CONTRAST // 2
+    removed = int(np.count_nonzero(on_ruling))
     if removed == 0:
         return flat, 0
     stroke_on_top = cv2.subtract(flat, rulings) >= MIN_CONTRAST
-    cleaned = np.where(stroke_on_top, flat, cv2.subtract(flat, rulings)).astype(np.uint8)
+    # The opening follows the dimmest stretch of a ruling, so its brighter stretches pass the
+    # test above too. A stroke that crosses a ruling has ink just off it; those stretches do not.
+    off_ruling = (stroke_on_top & ~on_ruling).astype(np.uint8)
+    near_a_stroke = cv2.dilate(off_ruling, cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7))) > 0
+    stroke_on_top &= near_a_stroke | ~on_ruling
+    # Ruling pixels with no stroke on top go to background, not to what is left of them after
+    # the subtraction: that residue would come back as faint strokes.
+    cleaned = np.where(stroke_on_top, flat, np.where(on_ruling, 0, cv2.subtract(flat, rulings))).astype(np.uint8)
     return cleaned, removed
 
 
@@ -116,4 +167,5 @@ def clean_page(ink: np.ndarray) -> CleanPage:
     if abs(skew) >= 0.2:
         flat = rotate(flat, skew, cv2.INTER_LINEAR)
     flat, removed = remove_rulings(flat)
-    return CleanPage(binarise(flat), skew, removed)
+    binary, threshold = _binarise(flat)
+    return CleanPage(add_faint_strokes(flat, binary, threshold), skew, removed)
