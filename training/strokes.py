@@ -123,18 +123,19 @@ def _four_closed(rng):
 
 def _four_u(rng):
     """A 4 in one stroke, like the Cyrillic Ч: down the left, round the bottom of the cup,
-    up the right side to the top, then back down the stem. Common outside the US; without
-    it a 4 of this shape reads as a 6."""
-    bar_y = _u(rng, 0.4, 0.62)
+    up the right side, then back down the stem. Common outside the US, and most often with
+    the stem starting well below the top of the left arm; without this style such a 4
+    reads as a 6."""
+    bar_y = _u(rng, 0.42, 0.65)
     stem_x = _u(rng, 0.45, 0.62)
     left_x = _u(rng, 0.0, 0.12)
-    stem_top = (stem_x + _u(rng, -0.03, 0.05), _u(rng, -0.1, 0.12))
+    stem_top_y = _u(rng, 0.12, bar_y - 0.08) if rng.random() < 0.7 else _u(rng, -0.1, 0.12)
+    stem_top = (stem_x + _u(rng, -0.03, 0.05), stem_top_y)
     cup = _pts(
-        (left_x + _u(rng, 0.0, 0.1), _u(rng, 0.0, 0.15)),
+        (left_x + _u(rng, 0.0, 0.1), _u(rng, 0.0, 0.1)),
         (left_x, bar_y * 0.75),
         (left_x + 0.12, bar_y + _u(rng, 0.0, 0.08)),
         (stem_x - 0.06, bar_y + _u(rng, -0.04, 0.04)),
-        (stem_x, bar_y * 0.6),
         stem_top,
     )
     return [(cup, True), _line(rng, stem_top, (stem_x + _u(rng, -0.06, 0.02), 1.0), 0.03)]
@@ -184,13 +185,16 @@ def _eight(rng):
 
 
 def _nine(rng):
-    loop = _arc(0.3, 0.26, _u(rng, 0.2, 0.28), _u(rng, 0.2, 0.26), _u(rng, -30, 30), 360, 11)
+    # The loop is often left open where the pen started, which is what tells it from a closed g.
+    sweep = 360 if rng.random() < 0.5 else _u(rng, 290, 345)
+    loop = _arc(0.3, 0.26, _u(rng, 0.2, 0.28), _u(rng, 0.2, 0.26), _u(rng, -30, 30), sweep, 11)
     start = (0.3 + 0.27, 0.26)
     kind = rng.random()
-    if kind < 0.35:  # a tail that curves down
+    if kind < 0.3:  # a tail that curves down
         tail = _pts(start, (0.55, 0.7), (0.45, 0.95), (0.25, 1.0))
-    elif kind < 0.65:  # a tail that hooks back to the left, like a g
-        tail = _pts(start, (0.56, 0.65), (0.45, 0.93), (0.22, 1.0), (_u(rng, 0.0, 0.12), _u(rng, 0.82, 0.95)))
+    elif kind < 0.7:  # a tail that hooks back to the left, like a g, sometimes flat along the bottom
+        end = (_u(rng, -0.05, 0.12), _u(rng, 0.82, 1.02))
+        tail = _pts(start, (0.56, 0.65), (0.48, 0.92), (0.22, _u(rng, 0.97, 1.03)), end)
     else:
         return [(loop, True), _line(rng, start, (_u(rng, 0.35, 0.55), 1.0))]
     return [(loop, True), (tail, True)]
