@@ -113,3 +113,31 @@ def test_skew_estimate_is_level_for_a_straight_page():
     paper = render_page(["1+1=2"] * 12, rng, dpi=100, ruled=False, uneven=False)
     _, binary = cv2.threshold(255 - paper, 60, 255, cv2.THRESH_BINARY)
     assert abs(estimate_skew(binary)) <= 0.3
+
+
+def test_a_ruling_whose_brightness_varies_leaves_no_remnant():
+    # A flattened scan: one ruling 1 px thick whose ink varies along it (lighting, JPEG), and
+    # no writing. The opening follows its dimmest stretch; its brighter stretches must not
+    # pass as strokes on top of it (they used to come back as short minus signs).
+    flat = np.zeros((700, 1200), np.uint8)
+    flat[350, :] = (45 + 50 * (np.sin(np.arange(1200) / 40.0) > 0.6)).astype(np.uint8)
+    flat[100:160, 300:340] = 160  # a symbol elsewhere sets the threshold
+    page = clean_page(flat)
+    assert page.rulings_removed > 0
+    assert not page.binary[345:356].any()
+
+
+def test_a_faint_broken_minus_on_a_page_is_kept_whole():
+    # A pencil minus on a 150 dpi scan: a thin bar under the page's threshold in places,
+    # broken by gaps of a pixel. Lost, it would turn 88-57 into 8857.
+    flat = np.zeros((700, 1200), np.uint8)
+    flat[300:345, 400:430] = 160  # digits either side set the threshold
+    flat[300:345, 470:500] = 160
+    bar = np.array([55, 60, 58, 40, 28, 50, 59, 57, 30, 52, 56, 61, 49], np.uint8).repeat(1)
+    flat[322:324, 437:450] = bar
+    flat[322:324, 450:463] = bar[::-1]
+    page = clean_page(flat)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(page.binary[315:330, 432:468])
+    assert count == 2 and stats[1, cv2.CC_STAT_WIDTH] >= 24  # one bar, not specks
+    lines = find_lines(page.binary)
+    assert [len(line.groups) for line in lines] == [3]  # digit, minus, digit
