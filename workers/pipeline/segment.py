@@ -254,9 +254,18 @@ def _build_group(members: list[int], boxes: np.ndarray, labels: np.ndarray, line
     # propose cuts. The wider it is, the likelier it holds touching symbols.
     width_ratio = w / max(h, 0.6 * line_height)
     if h >= 0.65 * line_height and width_ratio >= 1.15:
-        group.splits = _split_proposals(mask, (x, y))
+        group.splits = [pieces for pieces in _split_proposals(mask, (x, y)) if not any(_is_cut_bar(p.box, (x, y, w, h)) for p in pieces)]
         group.split_prior = float(np.clip((width_ratio - 1.0) / 0.8, 0.2, 0.85))
     return group
+
+
+def _is_cut_bar(piece, whole) -> bool:
+    """A flat piece cut from the top or bottom of a group: the long top bar of a ``5`` or
+    ``7``, or the base of a ``1``. Never a minus, which sits at mid height."""
+    _, py, _, ph = piece
+    _, y, _, h = whole
+    centre = (py + ph / 2 - y) / h
+    return ph < 0.35 * h and not 0.3 <= centre <= 0.7
 
 
 def _split_proposals(mask: np.ndarray, origin: tuple[int, int]) -> list[list[Piece]]:
