@@ -16,19 +16,23 @@ def _conv_block(x, filters: int, name: str):
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def build_model(num_classes: int = NUM_CLASSES) -> keras.Model:
-    """Conv-BN-ReLU blocks with light geometric augmentation that is active only in training."""
+def build_model(num_classes: int = NUM_CLASSES, width: int = 32) -> keras.Model:
+    """Conv-BN-ReLU blocks with light geometric augmentation that is active only in training.
+
+    ``width`` is the number of filters of the first block (the next blocks have 2× and 4×).
+    Inference time grows with its square: 16 is about four times cheaper than 32.
+    """
     inputs = keras.Input(shape=INPUT_SHAPE, name="crop")
     x = layers.RandomRotation(0.03, fill_mode="constant", name="aug_rotate")(inputs)
     x = layers.RandomTranslation(0.06, 0.06, fill_mode="constant", name="aug_shift")(x)
     x = layers.RandomZoom((-0.08, 0.08), fill_mode="constant", name="aug_zoom")(x)
-    x = _conv_block(x, 32, "b1a")
-    x = _conv_block(x, 32, "b1b")
+    x = _conv_block(x, width, "b1a")
+    x = _conv_block(x, width, "b1b")
     x = layers.MaxPooling2D(name="pool1")(x)  # 14×14
-    x = _conv_block(x, 64, "b2a")
-    x = _conv_block(x, 64, "b2b")
+    x = _conv_block(x, 2 * width, "b2a")
+    x = _conv_block(x, 2 * width, "b2b")
     x = layers.MaxPooling2D(name="pool2")(x)  # 7×7
-    x = _conv_block(x, 128, "b3")
+    x = _conv_block(x, 4 * width, "b3")
     x = layers.MaxPooling2D(name="pool3")(x)  # 3×3
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(0.3, name="drop1")(x)

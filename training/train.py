@@ -37,6 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--width", type=int, default=32, help="filters of the first conv block (inference cost grows with its square)")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("TF_NUM_THREADS", "0")), help="TF threads (0: all cores)")
     parser.add_argument("--mnist", type=Path, help="full MNIST: a folder of IDX files or a Keras mnist.npz")
     parser.add_argument("--small", action="store_true", help="tiny data set and 1 epoch: checks the machinery only")
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     class_weight = {int(c): float(w) for c, w in zip(present, weights)}
 
     # 2. Model.
-    model = build_model()
+    model = build_model(width=args.width)
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(),
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     staging = root / f".{version}.partial"
     staging.mkdir()
     # Ship weights only: a fresh, uncompiled copy carries no optimizer state.
-    serving = build_model()
+    serving = build_model(width=args.width)
     serving.set_weights(model.get_weights())
     serving.save(staging / "model.keras")
     (staging / "labels.json").write_text(json.dumps({"classes": list(CLASSES), "display": DISPLAY}, indent=2))
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             "batch_size": args.batch_size,
             "learning_rate": args.learning_rate,
             "seed": args.seed,
+            "width": args.width,
             "class_weight": class_weight,
         },
         "preprocess": PREPROCESS_CONFIG,
