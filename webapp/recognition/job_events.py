@@ -7,7 +7,7 @@ job; a web thread waiting on that job is subscribed to it.
 The database stays the truth. The waiter checks it after subscribing (so a job that
 finished just before is not missed) and again every RECHECK_S (so a lost message costs
 at most that). With no Redis (the embedded ``make run`` stack) it checks the database
-every RECHECK_S. Waiters per web process are capped, so waits never take every thread.
+every POLL_S. Waiters per web process are capped, so waits never take every thread.
 """
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 RECHECK_S = 1.0
+"""With Redis: how often a waiter also asks the database (a lost message costs at most this)."""
+POLL_S = 0.2
+"""Without Redis: how often a waiter asks the database."""
 
 
 def _channel(job_id) -> str:
@@ -74,12 +77,11 @@ def _wait(job_id, deadline: float, is_finished: Callable[[], bool]) -> bool:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            step = min(remaining, RECHECK_S)
             if subscription is None:
-                time.sleep(step)
+                time.sleep(min(remaining, POLL_S))
                 continue
             try:
-                subscription.get_message(timeout=step)
+                subscription.get_message(timeout=min(remaining, RECHECK_S))
             except redis.RedisError:
                 subscription = None  # Redis went away mid-wait: keep checking the database
     finally:
