@@ -17,6 +17,10 @@ deploy/migrate.sh
 token="$(python webapp/manage.py issue_token "$demo_user" --create --password "$demo_password")"
 
 pids=()
+# Each service in its own process group: Ctrl-C (or a signal to this script's group) reaches
+# only this script, which stops each service through its main process. A Celery pool child
+# that gets the signal directly can die holding the pool's queue lock and hang the worker.
+set -m
 stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop EXIT
 trap 'exit 130' INT TERM
