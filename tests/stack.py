@@ -56,12 +56,18 @@ class Process:
     def stop(self, timeout: float = 15) -> None:
         if self.popen.poll() is not None:
             return
-        os.killpg(self.popen.pid, signal.SIGTERM)
+        # The main process only, as Docker does: it stops its own children. A Celery pool child
+        # signalled directly can die holding the pool's queue lock and hang its parent.
+        self.popen.send_signal(signal.SIGTERM)
         try:
             self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
+            pass
+        try:  # whatever is left of its process group
             os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait()
+        except ProcessLookupError:
+            pass
+        self.popen.wait()
 
 
 def _die_with_the_tests() -> None:
