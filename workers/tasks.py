@@ -10,9 +10,10 @@ import django
 django.setup()
 
 from celery import Task  # noqa: E402
-from celery.signals import worker_ready, worker_shutdown  # noqa: E402
+from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutdown  # noqa: E402
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.db import close_old_connections  # noqa: E402
 
 from webapp.recognition import services  # noqa: E402
 from webapp.recognition.errors import ErrorCode  # noqa: E402
@@ -28,6 +29,14 @@ def _announce(sender, **kwargs):
 @worker_shutdown.connect
 def _withdraw(sender, **kwargs):
     heartbeat.stop(sender.hostname)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_connections(**kwargs):
+    # What Django does around each web request: drop a connection past CONN_MAX_AGE or one
+    # that failed, keep the rest (settings.CELERY_DB_REUSE_MAX stops Celery closing them all).
+    close_old_connections()
 
 
 class JobTask(Task):

@@ -33,6 +33,21 @@ def _font(size: int) -> ImageFont.ImageFont:  # loading the font costs more than
     return ImageFont.load_default(size=size)
 
 
+@lru_cache(maxsize=4096)
+def _text_mask(text: str, size: int) -> Image.Image:
+    """The text's coverage, as ImageDraw.text would draw it at (0, 0). Rendering glyphs is
+    most of the cost of these pictures, and the same labels ("7  100.0%") come back job
+    after job, so each is rendered once per process."""
+    _, _, right, bottom = _font(size).getbbox(text)
+    mask = Image.new("L", (max(1, right), max(1, bottom)))
+    ImageDraw.Draw(mask).text((0, 0), text, fill=255, font=_font(size))
+    return mask
+
+
+def _text(image: Image.Image, xy: tuple[int, int], text: str, fill, size: int) -> None:
+    image.paste(fill, (int(xy[0]), int(xy[1])), _text_mask(text, size))
+
+
 def _shown(text: str) -> str:
     # The built-in font has no ×: the pictures use a plain x, the web page the real sign.
     return "".join(DISPLAY.get(c, c) for c in text).replace("×", "x")
@@ -61,17 +76,16 @@ def boxes(result) -> bytes:
     canvas.putpalette(_PALETTE)  # an L image with a palette is a P image
     draw = ImageDraw.Draw(canvas)
     scale = max(1, max(canvas.size) // 600)
-    font = _font(12 * scale)
     for number, line in enumerate(result.lines):
         colour = _COLOUR_INDEX[LINE_COLOURS[number % len(LINE_COLOURS)]]
         x, y, w, h = line.box
         draw.rectangle([x - 4 * scale, y - 4 * scale, x + w + 4 * scale, y + h + 4 * scale], outline=colour, width=scale)
-        draw.text((x, max(0, y - 18 * scale)), f"line {number + 1}", fill=colour, font=font)
+        _text(canvas, (x, max(0, y - 18 * scale)), f"line {number + 1}", colour, 12 * scale)
         for symbol in line.symbols:
             sx, sy, sw, sh = symbol.box
             weak = symbol.probability < LOW_CONFIDENCE
             draw.rectangle([sx, sy, sx + sw, sy + sh], outline=_COLOUR_INDEX[_RED] if weak else colour, width=2 * scale if weak else scale)
-            draw.text((sx, sy + sh + 2), _shown(symbol.symbol), fill=colour, font=font)
+            _text(canvas, (sx, sy + sh + 2), _shown(symbol.symbol), colour, 12 * scale)
     return _png(canvas)
 
 
@@ -82,8 +96,6 @@ def crops(result, columns: int = 8) -> bytes:
     rows = max(1, (len(symbols) + columns - 1) // columns)
     # Grey levels only: a third of the bytes of RGB to compress, and this sheet is made for every job.
     sheet = Image.new("L", (cell_w * min(columns, max(1, len(symbols))), cell_h * rows), 255)
-    draw = ImageDraw.Draw(sheet)
-    font = _font(13)
     for index, symbol in enumerate(symbols):
         left, top = (index % columns) * cell_w, (index // columns) * cell_h
         tile = (255 - np.clip(symbol.crop * 255, 0, 255).astype(np.uint8))
@@ -91,7 +103,7 @@ def crops(result, columns: int = 8) -> bytes:
         sheet.paste(Image.fromarray(tile), (left + (cell_w - tile.shape[1]) // 2, top + 2))
         for rank, (label, probability) in enumerate(symbol.top3):
             colour = 0 if rank == 0 else 90
-            draw.text((left + 8, top + 88 + rank * 19), f"{_shown(label)}  {probability:6.1%}", fill=colour, font=font)
+            _text(sheet, (left + 8, top + 88 + rank * 19), f"{_shown(label)}  {probability:6.1%}", colour, 13)
     return _png(sheet)
 
 

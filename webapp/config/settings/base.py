@@ -202,6 +202,10 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY = False  # a submit never waits on a broker that is down; the sweep enqueues later
 CELERY_TASK_IGNORE_RESULT = True  # job state lives in the database
+# Celery's Django fixup would close the database connection around every task: a new
+# PostgreSQL connection per job. Workers instead keep it as web requests do, under
+# CONN_MAX_AGE and CONN_HEALTH_CHECKS (workers.tasks closes old or broken ones).
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
