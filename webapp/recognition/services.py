@@ -22,6 +22,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 from PIL import Image
 from rest_framework import status
@@ -139,7 +140,7 @@ def enqueue(job_ids: list) -> int:
             break
         sent.append(job_id)
     if sent:
-        Job.objects.filter(pk__in=sent).update(enqueued_at=database_now())
+        Job.objects.filter(pk__in=sent).update(enqueued_at=Now())  # the database's clock
     return len(sent)
 
 
@@ -166,7 +167,7 @@ def _claimable(now) -> Q:
 
 def claim_job(job_id) -> Claim | None:
     """Take the job for one attempt, or None when it is finished, leased to another worker, or gone."""
-    now = database_now()
+    now = Now()  # the database's clock, as in database_now(), without a round trip of its own
     token = uuid.uuid4()
     claimed = (
         Job.objects.filter(_claimable(now), pk=job_id, attempts__lt=F("max_attempts"))
@@ -194,10 +195,12 @@ def wait_for_job(job: Job, seconds: float) -> Job:
     """The job once it has finished, or as it is after ``seconds`` (capped at JOB_WAIT_MAX_S)."""
     if job.finished or seconds <= 0:
         return job
-    seconds = min(seconds, settings.JOB_WAIT_MAX_S)
-    finished = Job.objects.filter(pk=job.pk, status__in=Job.FINISHED)
-    job_events.wait_until_finished(job.pk, seconds, finished.exists)
-    job.refresh_from_db()
+
+    def finished() -> bool:
+        job.refresh_from_db()
+        return job.finished
+
+    job_events.wait_until_finished(job.pk, min(seconds, settings.JOB_WAIT_MAX_S), finished)
     return job
 
 
