@@ -15,9 +15,9 @@ from training.train import predict
 from workers.pipeline.symbols import OPERATORS
 
 # Regression floors: the committed model's measured figures, rounded down.
-# v0002 measured: MNIST 0.9720, operators 0.9867, lowest real operator `(` 0.9235,
-# real digits 0.9641, real all 0.9657.
-FLOORS = {"mnist": 0.965, "operators": 0.98, "real_operator_each": 0.91, "real_digits_mean": 0.955, "real_all": 0.955}
+# v0005 measured: MNIST 0.9655, operators 0.9886, lowest real operator `(` 0.9300,
+# real digits 0.9594, real all 0.9645.
+FLOORS = {"mnist": 0.96, "operators": 0.98, "real_operator_each": 0.92, "real_digits_mean": 0.955, "real_all": 0.96}
 
 pytestmark = pytest.mark.slow
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from django.core.files.base import ContentFile
 
+from models import registry
 from tests.images import line_png
 from tests.stack import REPO, start_process, wait_until
 
@@ -62,22 +63,23 @@ def _read_on(stack, client, host: str, text: str = "6*7") -> dict:
 def test_workers_on_two_hosts_follow_promote_and_rollback_without_a_restart(stack, two_workers):
     folder, workers = two_workers
     client = stack.client()
-    assert {h: _read_on(stack, client, h)["model_version"] for h in "ab"} == {"a": "v0002", "b": "v0002"}
+    serving = registry.active_version(REPO / "models")  # the repository's ACTIVE, seeded at migrate
+    assert {h: _read_on(stack, client, h)["model_version"] for h in "ab"} == {"a": serving, "b": serving}
 
     refused = _models_cli(stack, "promote", "v0001")
     assert refused.returncode != 0 and "below the real-handwriting floors" in refused.stderr
     promoted = _models_cli(stack, "promote", "v0001", "--force")
     assert promoted.returncode == 0, promoted.stderr
-    assert "v0002 -> v0001" in promoted.stdout
+    assert f"{serving} -> v0001" in promoted.stdout
     assert {h: _read_on(stack, client, h)["model_version"] for h in "ab"} == {"a": "v0001", "b": "v0001"}
 
     rolled = _models_cli(stack, "rollback")
-    assert rolled.returncode == 0 and "v0002" in rolled.stdout
-    assert {h: _read_on(stack, client, h)["model_version"] for h in "ab"} == {"a": "v0002", "b": "v0002"}
+    assert rolled.returncode == 0 and serving in rolled.stdout
+    assert {h: _read_on(stack, client, h)["model_version"] for h in "ab"} == {"a": serving, "b": serving}
     assert all(process.popen.poll() is None for process in workers.values())  # never restarted
     for host in "ab":  # each host fetched both versions from storage into its own cache, verified
         cache = folder / host / "model-cache"
-        assert sorted(p.name for p in cache.iterdir() if not p.name.startswith(".")) == ["v0001", "v0002"]
+        assert sorted(p.name for p in cache.iterdir() if not p.name.startswith(".")) == sorted(["v0001", serving])
     history = _models_cli(stack, "history").stdout.splitlines()
     assert [line.split()[1] for line in history] == ["seed", "promote", "rollback"]
 
@@ -88,6 +90,7 @@ def test_a_corrupt_model_is_refused_and_the_previous_version_keeps_serving(stack
 
     folder, workers = two_workers
     client = stack.client()
+    serving = registry.active_version(REPO / "models")
     copy = tmp_path / "v0099"
     shutil.copytree(REPO / "models" / "v0001", copy)
     model_store.register_folder(copy)
@@ -96,15 +99,15 @@ def test_a_corrupt_model_is_refused_and_the_previous_version_keeps_serving(stack
 
     refused = _models_cli(stack, "promote", "v0099", "--force")
     assert refused.returncode != 0 and "models/v0099/model.keras is corrupt: sha256" in refused.stderr
-    assert model_store.active_version() == "v0002"
+    assert model_store.active_version() == serving
 
-    # Damaged after a promotion instead: the workers refuse it and keep reading with v0002.
-    ModelPointer.objects.create(action="promote", version_id="v0099", previous="v0002", forced=True)
+    # Damaged after a promotion instead: the workers refuse it and keep reading with the serving version.
+    ModelPointer.objects.create(action="promote", version_id="v0099", previous=serving, forced=True)
     try:
         for host in "ab":
-            assert _read_on(stack, client, host)["model_version"] == "v0002"
+            assert _read_on(stack, client, host)["model_version"] == serving
             log = workers[host].log.read_text()
-            assert "model v0099 cannot be loaded" in log and "is corrupt" in log and "v0002 keeps serving" in log
+            assert "model v0099 cannot be loaded" in log and "is corrupt" in log and f"{serving} keeps serving" in log
     finally:
         assert _models_cli(stack, "rollback").returncode == 0
-    assert model_store.active_version() == "v0002"
+    assert model_store.active_version() == serving
