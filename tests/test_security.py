@@ -58,6 +58,23 @@ def test_another_users_ids_are_404_on_every_endpoint(stack):
     assert owner.get(job["url"]).json()["status"] == "succeeded"  # untouched
 
 
+def test_a_revoked_token_or_a_deactivated_user_stops_working_at_once(stack):
+    # Tokens are checked through a cache (AUTH_TOKEN_CACHE_SECONDS); a change must not wait for it.
+    from rest_framework.authtoken.models import Token
+
+    client = stack.client()
+    assert client.get(stack.api("jobs/")).status_code == 200  # now cached
+    client.user.is_active = False
+    client.user.save()
+    assert client.get(stack.api("jobs/")).status_code == 401
+    client.user.is_active = True
+    client.user.save()
+    assert client.get(stack.api("jobs/")).status_code == 200
+    Token.objects.filter(user=client.user).delete()
+    refused = client.get(stack.api("jobs/"))
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "authentication_failed"
+
+
 def test_the_login_page_locks_out_after_repeated_failures(stack):
     from django.conf import settings as django_settings
 

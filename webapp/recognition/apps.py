@@ -9,7 +9,7 @@ class RecognitionConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from webapp.recognition import signals  # noqa: F401  (stored files follow their rows)
+        from webapp.recognition import authentication, signals  # noqa: F401  (cached tokens follow their rows; so do stored files)
 
         post_migrate.connect(_seed_models, sender=self)
 
