@@ -4,9 +4,10 @@ Without this, every client polls, and at load most of the web's work is answerin
 "not yet". The worker that finishes a job publishes on a Redis channel named after the
 job; a web thread waiting on that job is subscribed to it.
 
-The database stays the truth. The waiter checks it after subscribing (so a job that
-finished just before is not missed) and again every RECHECK_S (so a lost message costs
-at most that). With no Redis (the embedded ``make run`` stack) it checks the database
+The database stays the truth. The worker also leaves a marker key for MARKER_SECONDS, which
+the waiter reads after subscribing, so a job that finished just before is not missed without
+a database query; the waiter reads the job from the database when woken, and every
+RECHECK_S in any case (so a lost message costs at most that). With no Redis (the embedded ``make run`` stack) it checks the database
 every POLL_S. Waiters per web process are capped, so waits never take every thread.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 RECHECK_S = 1.0
+MARKER_SECONDS = 120
 """With Redis: how often a waiter also asks the database (a lost message costs at most this)."""
 POLL_S = 0.2
 """Without Redis: how often a waiter asks the database."""
@@ -30,6 +32,9 @@ POLL_S = 0.2
 
 def _channel(job_id) -> str:
     return f"job-finished:{job_id}"  # job IDs are UUIDs: no clash between deployments on one Redis
+
+
+_marker = _channel  # the marker key and the channel share the name (keys and channels are apart in Redis)
 
 
 @lru_cache(maxsize=1)
@@ -49,13 +54,16 @@ def announce_finished(job_id) -> None:
     if client is None:
         return
     try:
-        client.publish(_channel(job_id), b"finished")
+        client.pipeline(transaction=False).set(_marker(job_id), b"1", ex=MARKER_SECONDS).publish(_channel(job_id), b"finished").execute()
     except redis.RedisError as error:
         log.warning("could not announce job %s finished: %s", job_id, error)
 
 
 def wait_until_finished(job_id, timeout: float, is_finished: Callable[[], bool]) -> bool:
     """Block up to ``timeout`` seconds until ``is_finished()``; returns its last answer.
+
+    Call it for a job just read as not finished: a finish since then is seen through the
+    marker, without asking ``is_finished`` first.
 
     When every waiting slot of this process is taken it returns at once: the client
     gets the job as it is and asks again, rather than the web running out of threads.
@@ -70,23 +78,42 @@ def wait_until_finished(job_id, timeout: float, is_finished: Callable[[], bool])
 
 def _wait(job_id, deadline: float, is_finished: Callable[[], bool]) -> bool:
     subscription = _subscribe(job_id)
+    if subscription is None:
+        return _wait_polling(deadline, is_finished)
     try:
+        if _marked(job_id):  # finished between the caller's read and the subscription
+            return is_finished()
         while True:
-            if is_finished():
-                return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return False
-            if subscription is None:
-                time.sleep(min(remaining, POLL_S))
-                continue
+                return is_finished()
             try:
                 subscription.get_message(timeout=min(remaining, RECHECK_S))
             except redis.RedisError:
+                subscription.close()
                 subscription = None  # Redis went away mid-wait: keep checking the database
+                return _wait_polling(deadline, is_finished)
+            if is_finished():  # woken by the announcement, or the periodic check
+                return True
     finally:
         if subscription is not None:
             subscription.close()
+
+
+def _wait_polling(deadline: float, is_finished: Callable[[], bool]) -> bool:
+    while not is_finished():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(remaining, POLL_S))
+    return True
+
+
+def _marked(job_id) -> bool:
+    try:
+        return bool(_client().exists(_marker(job_id)))
+    except redis.RedisError:
+        return True  # unknown: let the database answer
 
 
 def _subscribe(job_id):
