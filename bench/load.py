@@ -74,7 +74,7 @@ class Client:
             body = session.get(url, params={"wait": "20"}, timeout=30).json()
             if body["status"] in ("succeeded", "failed"):
                 break
-            time.sleep(0.05)  # answered early: every waiting slot was taken
+            time.sleep(0.25)  # answered early: every waiting slot was taken (as the web page does)
         result_at = time.monotonic()
         if body["status"] != "succeeded":
             return {"ok": False, "why": body["error"]["code"]}
