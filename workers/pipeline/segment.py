@@ -157,20 +157,23 @@ def _merge_stacked(order: list[int], boxes: np.ndarray) -> list[list[int]]:
     """Merge components that sit one above the other: they are parts of one symbol
     (the bars of ``=``, the flag and body of a broken ``5``)."""
     groups: list[list[int]] = []
+    group_boxes: list[tuple[int, int, int, int]] = []  # kept beside the groups: recomputing them dominated
     for index in order:
-        box = tuple(boxes[index])
+        box = tuple(int(v) for v in boxes[index])
         x, y, w, h = box
-        for group in groups[-3:]:
-            other = _group_box(group, boxes)
+        for position in range(max(0, len(groups) - 3), len(groups)):
+            group, other = groups[position], group_boxes[position]
             gx, gy, gw, gh = other
             x_overlap = _overlap(x, x + w, gx, gx + gw)
             y_overlap = _overlap(y, y + h, gy, gy + gh)
             stacked = x_overlap >= 0.5 * min(w, gw) and y_overlap <= 0.25 * min(h, gh)
             if stacked or _is_top_bar(box, other) or _is_top_bar(other, box):
                 group.append(index)
+                group_boxes[position] = _union([other, box])
                 break
         else:
             groups.append([index])
+            group_boxes.append(box)
     return groups
 
 
@@ -248,7 +251,10 @@ def _piece(mask: np.ndarray, origin: tuple[int, int]) -> Piece | None:
 def _build_group(members: list[int], boxes: np.ndarray, labels: np.ndarray, line_height: float) -> Group:
     x, y, w, h = _group_box(members, boxes)
     window = labels[y : y + h, x : x + w]
-    mask = np.isin(window, np.asarray(members) + 1).astype(np.uint8) * 255
+    if len(members) == 1:  # most groups: a plain comparison is far cheaper than isin
+        mask = (window == members[0] + 1).astype(np.uint8) * 255
+    else:
+        mask = np.isin(window, np.asarray(members) + 1).astype(np.uint8) * 255
     group = Group(Piece((x, y, w, h), mask))
     # Too wide for one symbol, and as tall as a digit (so never a minus or an '='):
     # propose cuts. The wider it is, the likelier it holds touching symbols.
