@@ -5,7 +5,8 @@ request; for a client that submits a job, waits for it and fetches a picture, th
 third of the web's database work. The user is kept in the cache (Redis when deployed)
 under a hash of the token for AUTH_TOKEN_CACHE_SECONDS, and dropped at once when the
 token is deleted or replaced or its user is saved (deactivated, password changed), so a
-revoked token stops working on the next request, not a minute later.
+revoked token stops working on the next request, not a minute later. The cached user row
+holds the password hash: the cache must be as private as the database.
 """
 from __future__ import annotations
 
