@@ -54,9 +54,12 @@ def _union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
     return (x0, y0, x1 - x0, y1 - y0)
 
 
-def _group_box(members: list[int], boxes: np.ndarray) -> tuple[int, int, int, int]:
+Box = tuple[int, int, int, int]
+
+
+def _group_box(members: list[int], boxes: list[Box]) -> Box:
     """The box around a group of components."""
-    return _union([tuple(boxes[i]) for i in members])
+    return _union([boxes[i] for i in members])
 
 
 def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
@@ -81,12 +84,15 @@ def find_lines(binary: np.ndarray) -> list[Line]:
     # What is left of a ruling line is long and flat: far wider than any minus.
     keep &= ~((boxes[:, 2] > 4 * reference) & (boxes[:, 3] < 0.15 * boxes[:, 2]))
     kept = [i for i in range(count - 1) if keep[i]]
+    # From here on, plain tuples: the merging below reads boxes many times per symbol, and
+    # numpy scalars made that most of a canvas line's segmentation time.
+    boxes = [tuple(int(v) for v in row) for row in boxes]
     if not kept:
         raise RecognitionError("no_symbols", "no symbols found: only specks of noise")
     if len(kept) > MAX_SYMBOLS_PER_PAGE:
         raise RecognitionError("too_many_symbols", f"found {len(kept)} marks; a page may hold at most {MAX_SYMBOLS_PER_PAGE}")
 
-    bands = _line_bands(boxes[kept], binary.shape[0], reference)
+    bands = _line_bands([boxes[i] for i in kept], binary.shape[0], reference)
     members: list[list[int]] = [[] for _ in bands]
     for index in kept:
         x, y, w, h = boxes[index]
@@ -112,7 +118,7 @@ def find_lines(binary: np.ndarray) -> list[Line]:
     return lines
 
 
-def _line_bands(boxes: np.ndarray, height: int, reference: float) -> list[tuple[float, float]]:
+def _line_bands(boxes: list[Box], height: int, reference: float) -> list[tuple[float, float]]:
     """Vertical extents of text lines from the row profile of the kept components' boxes."""
     profile = np.zeros(height + 1, dtype=np.int32)
     for x, y, w, h in boxes:
@@ -153,13 +159,13 @@ def _is_top_bar(bar, body) -> bool:
     return bh <= 0.35 * h and y - 0.15 * h <= centre <= y + 0.3 * h and near
 
 
-def _merge_stacked(order: list[int], boxes: np.ndarray) -> list[list[int]]:
+def _merge_stacked(order: list[int], boxes: list[Box]) -> list[list[int]]:
     """Merge components that sit one above the other: they are parts of one symbol
     (the bars of ``=``, the flag and body of a broken ``5``)."""
     groups: list[list[int]] = []
     group_boxes: list[tuple[int, int, int, int]] = []  # kept beside the groups: recomputing them dominated
     for index in order:
-        box = tuple(int(v) for v in boxes[index])
+        box = boxes[index]
         x, y, w, h = box
         for position in range(max(0, len(groups) - 3), len(groups)):
             group, other = groups[position], group_boxes[position]
@@ -197,7 +203,7 @@ def _gap(a, b) -> float:
     return float(np.hypot(dx, dy))
 
 
-def _merge_fragments(groups: list[list[int]], boxes: np.ndarray, line_height: float) -> list[list[int]]:
+def _merge_fragments(groups: list[list[int]], boxes: list[Box], line_height: float) -> list[list[int]]:
     """Join each fragment to the nearest whole symbol when it nearly touches it."""
     group_boxes = [_group_box(g, boxes) for g in groups]
     fragments = [i for i, b in enumerate(group_boxes) if _is_fragment(b, line_height)]
@@ -217,7 +223,7 @@ def _merge_fragments(groups: list[list[int]], boxes: np.ndarray, line_height: fl
     return merged
 
 
-def _merge_touching_bars(groups: list[list[int]], boxes: np.ndarray, line_height: float) -> list[list[int]]:
+def _merge_touching_bars(groups: list[list[int]], boxes: list[Box], line_height: float) -> list[list[int]]:
     """Join a flat stroke that touches a neighbour at its own height: a pen lift in the
     bar of a ``+`` or ``=``. Should it really be a minus written too close, the merged
     group is wide and gets split proposals, so the decoder can still read it apart."""
@@ -248,7 +254,7 @@ def _piece(mask: np.ndarray, origin: tuple[int, int]) -> Piece | None:
     return Piece((origin[0] + int(x0), origin[1] + int(y0), int(x1 - x0), int(y1 - y0)), mask[y0:y1, x0:x1])
 
 
-def _build_group(members: list[int], boxes: np.ndarray, labels: np.ndarray, line_height: float) -> Group:
+def _build_group(members: list[int], boxes: list[Box], labels: np.ndarray, line_height: float) -> Group:
     x, y, w, h = _group_box(members, boxes)
     window = labels[y : y + h, x : x + w]
     if len(members) == 1:  # most groups: a plain comparison is far cheaper than isin
