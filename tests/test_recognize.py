@@ -76,3 +76,19 @@ def test_an_unparsable_line_keeps_its_best_reading(classifier):
     assert error is not None and error.code == "unparsable_expression"
     assert error.best_reading == "7+" and error.position == 2
     assert result.as_dict()["error"]["best_reading"] == "7+"
+
+
+def test_litert_serves_the_same_probabilities_as_the_tensorflow_graph(classifier):
+    from workers.pipeline.preprocess import crops_to_batch
+    from workers.pipeline.segment import find_lines
+    from workers.pipeline.page import clean_page
+    from workers.pipeline.imaging import decode_image
+
+    ink, _ = render_line("12+(3-1)*4=20", np.random.default_rng(8), height=64)
+    pieces = [group.whole.mask for line in find_lines(clean_page(decode_image(_png(ink))).binary) for group in line.groups]
+    batch = crops_to_batch(pieces)
+    assert classifier._lite is not None, "LiteRT did not compile the model: serving fell back to the TensorFlow graph"
+    for size in (len(batch), 1, len(batch)):  # the interpreter is resized between calls
+        served, reference = classifier.predict(batch[:size]), classifier.predict_with_tensorflow(batch[:size])
+        assert served.shape == reference.shape and np.abs(served - reference).max() < 1e-4
+        assert (served.argmax(axis=1) == reference.argmax(axis=1)).all()
