@@ -5,7 +5,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.pipeline.decoder import Edge, decode, greedy_reading, transition_cost
+from workers.pipeline.decoder import Edge, decode, greedy_reading, text_prior
 from workers.pipeline.grammar import accepts
 
 ALPHABET = "0123456789+-*()="
@@ -59,7 +59,7 @@ def test_decoder_finds_the_most_probable_grammatical_reading(columns):
     for combo in itertools.product(*columns):
         text = "".join(symbol for symbol, _ in combo)
         score = sum(math.log(p) for _, p in combo)
-        score += sum(transition_cost(a, b) for a, b in zip(" " + text, text) if a != " ")
+        score += text_prior(text)
         if accepts(text) and score > best_score + 1e-12:
             best_text, best_score = text, score
     reading = decode(_chain(columns), len(columns) + 1, beam_width=1000)

@@ -37,17 +37,21 @@ def test_values_follow_precedence_and_juxtaposition(text, value):
         ("24-151=-127", "24-151", -127, True),
         ("1+1=", "1+1", None, None),
         ("3=+3", "3", 3, True),
+        ("6*6=4*9", "6*6", 36, True),
+        ("252=28*9", "252", 252, True),
+        ("2*2-2=(1+1)*2", "2*2-2", 4, False),
     ],
 )
 def test_answers_are_checked(text, expression, answer, correct):
     line = parse_line(text)
     assert (line.expression, line.answer, line.correct) == (expression, answer, correct)
     assert line.has_equals
+    assert line.answer_expression == (text.split("=")[1] or None)
 
 
 @pytest.mark.parametrize(
     "text, position",
-    [("2+", 2), ("(2+3", 4), ("2+3)", 3), ("*2", 0), ("2==3", 2), ("=3", 0), ("1+1=2+2", 5), ("", 0), ("2/3", 1)],
+    [("2+", 2), ("(2+3", 4), ("2+3)", 3), ("*2", 0), ("2==3", 2), ("=3", 0), ("1+1=2+2=4", 7), ("1=2*", 4), ("", 0), ("2/3", 1)],
 )
 def test_bad_lines_say_where(text, position):
     with pytest.raises(ParseError) as caught:
@@ -133,3 +137,14 @@ def test_a_written_answer_is_compared_exactly(text, answer):
     except RecognitionError:
         return
     assert line.answer == answer and line.correct == (line.value == answer)
+
+
+@given(_expressions(), _expressions())
+def test_an_equality_compares_both_sides_exactly(left, right):
+    try:
+        line = parse_line(f"{left}={right}")
+    except RecognitionError as error:
+        assert error.code == "value_too_large"
+        return
+    assert (line.expression, line.answer_expression) == (left, right)
+    assert line.correct == (_reference(left) == _reference(right))

@@ -50,7 +50,9 @@ def test_a_line_is_read_evaluated_and_explained_with_one_model_call(classifier):
     assert all(png[:4] == b"\x89PNG" for png in pictures.values())
 
 
-@pytest.mark.parametrize("text, answer, correct", [("7*8=56", 56, True), ("7*8=54", 54, False), ("9-3=", None, None)])
+@pytest.mark.parametrize(
+    "text, answer, correct", [("7*8=56", 56, True), ("7*8=54", 54, False), ("9-3=", None, None), ("6*6=4*9", 36, True)]
+)
 def test_written_answers_are_checked(classifier, text, answer, correct):
     # The check itself, end to end: the written answer is read and compared with the value of
     # what was read. (Whether each glyph is read right is what the quality tests measure; this
@@ -58,6 +60,7 @@ def test_written_answers_are_checked(classifier, text, answer, correct):
     ink, _ = render_line(text, np.random.default_rng(21), height=64)
     (line,) = recognize(_png(ink), classifier).lines
     assert line.has_equals and line.answer == answer
+    assert line.answer_expression == (text.split("=")[1] or None)
     assert line.correct == (None if answer is None else line.value == answer)
     if line.expression == text.split("=")[0]:
         assert line.correct == correct

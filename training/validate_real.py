@@ -114,7 +114,7 @@ def reading_text(lines) -> str:
     for line in lines:
         text = line.expression or ""
         if line.has_equals:
-            text += "=" + ("" if line.answer is None else str(line.answer))
+            text += "=" + (line.answer_expression or "")
         parts.append(text)
     return "|".join(parts)
 

@@ -48,7 +48,8 @@ def _human(record: dict) -> str:
             continue
         text = f"  {number}. {line['expression']} = {line['value']}"
         if line["answer"] is not None:
-            text += f"   (written {line['answer']}: {'correct' if line['correct'] else 'wrong'})"
+            written = line.get("answer_expression") or line["answer"]
+            text += f"   (written {written}: {'correct' if line['correct'] else 'wrong'})"
         out.append(text + f"   [confidence {line['confidence']:.2f}]")
     return "\n".join(out)
 

@@ -337,7 +337,8 @@ def apply_correction(job: Job, line: int, *, symbol: int | None = None, choice: 
                 symbols[symbol] = {**symbols[symbol], "symbol": text[symbol]}
             lines[line] = {
                 **current, "symbols": symbols, "expression": parsed.expression,
-                "value": parsed.value, "answer": parsed.answer, "correct": parsed.correct, "error": None,
+                "value": parsed.value, "answer": parsed.answer, "answer_expression": parsed.answer_expression,
+                "correct": parsed.correct, "error": None,
                 "read_as": current.get("read_as", read_as), "corrected": True,
             }
             job.result["lines"] = lines

@@ -10,8 +10,8 @@ A beam search walks the nodes left to right, extends every hypothesis by the
 candidates of each outgoing edge, and drops extensions the grammar's prefix
 automaton rejects. The best hypothesis that reaches the last node in an
 accepting state wins. Its score is the product of its symbols' probabilities,
-the segmentation priors of its edges, and a small prior against a sign right
-after an operator.
+the segmentation priors of its edges, and a small language prior (see
+:func:`transition_cost`).
 """
 from __future__ import annotations
 
@@ -26,11 +26,30 @@ SIGN_AFTER_OPERATOR = math.log(0.05)
 rare in written arithmetic, and the usual trace of a stray stroke read as a minus."""
 
 
-def transition_cost(previous: str, symbol: str) -> float:
-    """A small language prior over neighbouring symbols (log-probability, <= 0)."""
+OPERATOR_IN_ANSWER = math.log(0.5)
+"""Prior cost of each operator or parenthesis right of '=': most written answers are
+numbers, but a worksheet may check an equality such as ``6*6=4*9``."""
+
+
+def transition_cost(previous: str, symbol: str, right_side: bool = False) -> float:
+    """A small language prior over neighbouring symbols (log-probability, <= 0).
+
+    ``right_side``: the symbol comes after the line's '='.
+    """
+    cost = 0.0
     if previous and previous in "+-*" and symbol in "+-":
-        return SIGN_AFTER_OPERATOR
-    return 0.0
+        cost += SIGN_AFTER_OPERATOR
+    if right_side and symbol in "+-*()" and not (previous == "=" and symbol in "+-"):
+        cost += OPERATOR_IN_ANSWER
+    return cost
+
+
+def text_prior(text: str) -> float:
+    """The language prior of a whole reading: the sum of its transition costs."""
+    total = 0.0
+    for index, symbol in enumerate(text):
+        total += transition_cost(text[index - 1 : index], symbol, "=" in text[:index])
+    return total
 
 
 @dataclass(frozen=True)
@@ -98,7 +117,7 @@ def decode(edges: list[Edge], node_count: int, beam_width: int = 64, top_k: int 
                         hypothesis.score
                         + math.log(max(probability, _FLOOR))
                         + edge.penalty
-                        + transition_cost(hypothesis.text[-1:], symbol)
+                        + transition_cost(hypothesis.text[-1:], symbol, grammar.is_right_side(hypothesis.state))
                     )
                     text = hypothesis.text + symbol
                     # Hypotheses with the same text and state are interchangeable: keep the best.

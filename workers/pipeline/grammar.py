@@ -6,8 +6,7 @@ that gives a string a meaning.
 
 Grammar (``*`` may also be implied by juxtaposition, as in ``2(3+4)``)::
 
-    line     := expr [ "=" [ answer ] ]
-    answer   := [ "+" | "-" ] integer
+    line     := expr [ "=" [ expr ] ]                 # 7*8=56, 252=28*9, or 7*8= (unanswered)
     expr     := term { ("+" | "-") term }
     term     := unary { "*" unary | primary }        # juxtaposition: 2(3) or (1)(2)
     unary    := ("+" | "-") unary | primary
@@ -15,6 +14,9 @@ Grammar (``*`` may also be implied by juxtaposition, as in ``2(3+4)``)::
 
 Juxtaposition only multiplies when the right side starts with ``(`` or the left
 side ends with ``)``: ``12`` is twelve, never one times two.
+
+The right-hand side is usually a (signed) integer, but worksheets also check
+equalities such as ``6*6=4*9``; its value is the line's ``answer``.
 
 Arithmetic is exact on Python integers, bounded by MAX_SYMBOLS and MAX_MAGNITUDE.
 """
@@ -43,7 +45,8 @@ class Line:
     expression: str
     value: int
     has_equals: bool
-    answer: int | None
+    answer: int | None  # the value of the right-hand side
+    answer_expression: str | None = None  # the right-hand side as written: '56', '-3', '28*9'
 
     @property
     def correct(self) -> bool | None:
@@ -142,16 +145,16 @@ def parse_line(text: str) -> Line:
     expression = text[: parser.pos]
     if parser.peek() == "":
         return Line(expression, value, False, None)
+    if parser.peek() != "=":
+        raise parser.fail(f"unexpected {parser.peek()!r} at symbol {parser.pos + 1}")
     parser.take("=")
     if parser.peek() == "":
         return Line(expression, value, True, None)
-    sign = -1 if parser.peek() == "-" else 1
-    if parser.peek() in "+-":
-        parser.pos += 1
-    answer = sign * parser.integer()
+    start = parser.pos
+    answer = _check_magnitude(parser.expr(), start, text)
     if parser.peek() != "":
         raise parser.fail(f"unexpected {parser.peek()!r} at symbol {parser.pos + 1} after the answer")
-    return Line(expression, value, True, answer)
+    return Line(expression, value, True, answer, text[start:])
 
 
 # --- prefix automaton, for the decoder ----------------------------------------------------
@@ -160,44 +163,42 @@ def parse_line(text: str) -> Line:
 OPERAND = "operand"  # at the start, after '(' or an operator: a number, '(' or a sign
 NUMBER = "number"  # after a digit
 CLOSED = "closed"  # after ')'
-EQUALS = "equals"  # after '='
-ANSWER_SIGN = "answer_sign"  # after '=' and a sign
-ANSWER = "answer"  # in the digits of the answer
+EQUALS = "equals"  # right after '=': an operand may follow, or nothing (unanswered)
 
-START: tuple[str, int] = (OPERAND, 0)
-"""(mode, parenthesis depth) before the first symbol."""
+State = tuple[str, int, bool]
+START: State = (OPERAND, 0, False)
+"""(mode, parenthesis depth, right of '=') before the first symbol."""
 
 
-def advance(state: tuple[str, int], char: str) -> tuple[str, int] | None:
+def advance(state: State, char: str) -> State | None:
     """The state after ``char``, or None when no valid line can continue this way."""
-    mode, depth = state
-    if mode in (EQUALS, ANSWER_SIGN, ANSWER):
-        if char.isdigit():
-            return (ANSWER, 0)
-        if char in "+-" and mode == EQUALS:
-            return (ANSWER_SIGN, 0)
-        return None
+    mode, depth, right = state
     if char.isdigit():
-        return (NUMBER, depth)
+        return (NUMBER, depth, right)
     if char == "(":
-        return (OPERAND, depth + 1)
+        return (OPERAND, depth + 1, right)
     if char in "+-":
-        return (OPERAND, depth)
-    if mode == OPERAND:
+        return (OPERAND, depth, right)
+    if mode in (OPERAND, EQUALS):
         return None  # '*', ')' and '=' need a left operand
     if char == "*":
-        return (OPERAND, depth)
+        return (OPERAND, depth, right)
     if char == ")":
-        return (CLOSED, depth - 1) if depth > 0 else None
+        return (CLOSED, depth - 1, right) if depth > 0 else None
     if char == "=":
-        return (EQUALS, 0) if depth == 0 else None
+        return (EQUALS, 0, True) if depth == 0 and not right else None
     return None
 
 
-def is_complete(state: tuple[str, int]) -> bool:
+def is_complete(state: State) -> bool:
     """Whether a reading that ends in ``state`` is a whole line."""
-    mode, depth = state
-    return mode in (EQUALS, ANSWER) or (mode in (NUMBER, CLOSED) and depth == 0)
+    mode, depth, _ = state
+    return mode == EQUALS or (mode in (NUMBER, CLOSED) and depth == 0)
+
+
+def is_right_side(state: State) -> bool:
+    """Whether the reading is past its '=' (in the written answer)."""
+    return state[2]
 
 
 def accepts(text: str) -> bool:

@@ -55,12 +55,14 @@ class LineResult:
     confidence: float
     symbols: list[SymbolResult]
     error: RecognitionError | None = None
+    answer_expression: str | None = None  # the right-hand side as written: '56', '28*9'
 
     def as_dict(self) -> dict:
         return {
             "expression": self.expression,
             "value": self.value,
             "answer": self.answer,
+            "answer_expression": self.answer_expression,
             "correct": self.correct,
             "confidence": round(self.confidence, 6),
             "box": [int(v) for v in self.box],
@@ -160,7 +162,7 @@ def read_line(edges: list[decoder.Edge], node_count: int, pieces: list[Piece], p
         return LineResult(box, reading.text, None, None, "=" in reading.text, None, reading.probability, symbols_of(reading), error)
     return LineResult(
         box, parsed.expression, parsed.value, parsed.answer, parsed.has_equals, parsed.correct,
-        reading.probability, symbols_of(reading),
+        reading.probability, symbols_of(reading), answer_expression=parsed.answer_expression,
     )
 
 

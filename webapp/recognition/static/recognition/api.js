@@ -36,6 +36,8 @@ const Api = {
 };
 const SHOWN = { "*": "×", "-": "−" };
 function shown(text) { return Array.from(text || "").map((c) => SHOWN[c] || c).join(""); }
+// The right-hand side as written ("56", "4×9"); results stored before it existed carry only the value.
+function written(line) { return shown(line.answer_expression ?? String(line.answer)); }
 function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attributes)) {

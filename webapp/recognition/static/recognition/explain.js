@@ -48,7 +48,7 @@ const Explain = {
       result.append(el("span", { class: "expr", text: shown(line.expression) }), " = ", el("strong", { text: String(line.value) }));
       if (line.answer !== null && line.answer !== undefined) {
         const right = line.correct === true;
-        result.append(el("span", { class: right ? "mark good" : "mark bad", text: ` written ${line.answer} ${right ? "✓" : "✗"}` }),
+        result.append(el("span", { class: right ? "mark good" : "mark bad", text: ` written ${written(line)} ${right ? "✓" : "✗"}` }),
                       el("span", { class: "sr-only", text: right ? " (right)" : " (wrong)" }));
       }
     }
@@ -57,7 +57,7 @@ const Explain = {
 
     const form = el("form", { class: "retype" });
     const inputId = `retype-${index}`;
-    const input = el("input", { id: inputId, type: "text", value: shown(line.expression || "") + (line.answer !== null && line.answer !== undefined ? "=" + line.answer : ""), autocomplete: "off" });
+    const input = el("input", { id: inputId, type: "text", value: shown(line.expression || "") + (line.answer !== null && line.answer !== undefined ? "=" + written(line) : ""), autocomplete: "off" });
     form.append(el("label", { for: inputId, text: "Or type it:" }), input, el("button", { type: "submit", text: "Fix" }));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
