@@ -67,16 +67,29 @@ def _one_plain(rng):
 
 def _one_flag(rng):
     top = (0.32, 0.0)
-    if rng.random() < 0.35:  # a long, steep flag, nearly as long as the stem (a flat one would be a 7)
+    if rng.random() < 0.5:  # a long, steep flag, nearly as long as the stem (a flat one would be a 7)
         reach = _u(rng, 0.25, 0.6)
         flag = (0.32 - reach, min(0.85, reach * _u(rng, 0.9, 1.6)))
     else:
-        flag = (_u(rng, -0.25, 0.2), _u(rng, 0.08, 0.55))
-    strokes = [_line(rng, flag, top, _u(rng, 0.03, 0.12)), _line(rng, top, (0.32, 1.0), 0.02)]
-    if rng.random() < 0.6:  # the base many writers outside the US add
+        x = _u(rng, -0.25, 0.2)
+        # Never flatter than about 30 degrees: a long flat flag is the bar of a 7.
+        flag = (x, max(_u(rng, 0.08, 0.55), 0.6 * (0.32 - x)))
+    # Flags are often bowed, like the first stroke of a 9 without its loop.
+    strokes = [_line(rng, flag, top, _u(rng, 0.03, 0.2)), _line(rng, top, (0.32 + _u(rng, -0.08, 0.05), 1.0), 0.03)]
+    return strokes + _one_foot(rng, strokes[-1][0][-1])
+
+
+def _one_foot(rng, bottom) -> list[tuple[Stroke, bool]]:
+    """What many writers outside the US put under a 1: a base, a tick to the left, or nothing."""
+    bx, by = bottom
+    roll = rng.random()
+    if roll < 0.45:  # a base
         half = _u(rng, 0.15, 0.3)
-        strokes.append(_line(rng, (0.32 - half, 1.0), (0.32 + half, 1.0), 0.02))
-    return strokes
+        return [_line(rng, (bx - half, by), (bx + half, by), 0.02)]
+    if roll < 0.65:  # a short tick out to the left, often turning up at its end
+        length = _u(rng, 0.1, 0.25)
+        return [(_pts((bx, by), (bx - length * 0.6, by + _u(rng, -0.03, 0.03)), (bx - length, by - _u(rng, 0.0, 0.12))), True)]
+    return []
 
 
 def _one_base(rng):
@@ -205,6 +218,8 @@ def _nine(rng):
 
 def _plus(rng):
     cx, cy = _u(rng, 0.4, 0.6), _u(rng, 0.4, 0.6)
+    if rng.random() < 0.2:  # the bar high up, like a dagger: still a plus, not a 7
+        cy = _u(rng, 0.2, 0.4)
     return [
         _line(rng, (_u(rng, 0.0, 0.15), cy), (_u(rng, 0.85, 1.0), cy)),
         _line(rng, (cx, _u(rng, 0.0, 0.15)), (cx, _u(rng, 0.85, 1.0))),
@@ -441,13 +456,17 @@ def add_style_to_mnist(image: np.ndarray, label: int, rng: np.random.Generator) 
         top_y, bottom_y = ys.min(), ys.max()
         top_x = int(np.mean(xs[ys <= top_y + 1]))
         bottom_x = int(np.mean(xs[ys >= bottom_y - 1]))
-        if rng.random() < 0.8:  # a flag, sometimes as long as half the stem
-            reach = _u(rng, 0.2, 0.35) if rng.random() < 0.6 else _u(rng, 0.35, 0.6)
+        if rng.random() < 0.8:  # a flag, often as long as half the stem
+            reach = _u(rng, 0.2, 0.35) if rng.random() < 0.5 else _u(rng, 0.35, 0.6)
             flag = (int(top_x - height * reach), int(top_y + height * _u(rng, 0.15, 0.6)))
             cv2.line(out, flag, (top_x, int(top_y)), 255, pen, cv2.LINE_AA)
-        if rng.random() < 0.6:
+        foot = rng.random()
+        if foot < 0.45:  # a base
             half = int(height * _u(rng, 0.15, 0.3))
             cv2.line(out, (bottom_x - half, int(bottom_y)), (bottom_x + half, int(bottom_y)), 255, pen, cv2.LINE_AA)
+        elif foot < 0.65:  # a tick out to the left
+            end = (int(bottom_x - height * _u(rng, 0.1, 0.25)), int(bottom_y - height * _u(rng, 0.0, 0.1)))
+            cv2.line(out, (bottom_x, int(bottom_y)), end, 255, pen, cv2.LINE_AA)
     else:
         mid_y = int(ys.min() + height * _u(rng, 0.4, 0.6))
         row = xs[np.abs(ys - mid_y) <= 1]
