@@ -92,6 +92,20 @@ def test_equals_bars_merge_and_a_short_minus_survives():
     assert len(lines[0].groups) == 5  # 7, -, 1, = (two bars, one symbol), 6
 
 
+def test_the_offset_bars_of_a_slanted_equals_merge_but_two_minus_signs_do_not():
+    # Drawn by hand: the lower bar starts well left of the upper one (as a CROHME writer's did).
+    ink = np.zeros((120, 420), np.uint8)
+    cv2.line(ink, (20, 30), (20, 90), 255, 5)  # a 1
+    cv2.line(ink, (82, 48), (116, 46), 255, 5)  # the upper bar of '='
+    cv2.line(ink, (62, 70), (92, 72), 255, 5)  # the lower bar, overlapping a third of it
+    cv2.line(ink, (150, 30), (150, 90), 255, 5)  # a 1
+    cv2.line(ink, (200, 60), (240, 60), 255, 5)  # '-' then '-' side by side (1--1)
+    cv2.line(ink, (260, 60), (300, 60), 255, 5)
+    cv2.line(ink, (340, 30), (340, 90), 255, 5)
+    (line,) = find_lines(clean_page(ink).binary)
+    assert [g.whole.box[0] // 10 for g in line.groups] == [1, 5, 14, 19, 25, 33]  # 1 = 1 - - 1
+
+
 def test_a_skewed_ruled_unevenly_lit_page_gives_one_line_per_written_line():
     rng = np.random.default_rng(3)
     texts = [f"{i}+{i * 3}={i * 4}" for i in range(1, 21)]

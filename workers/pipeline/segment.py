@@ -172,7 +172,10 @@ def _merge_stacked(order: list[int], boxes: list[Box]) -> list[list[int]]:
             gx, gy, gw, gh = other
             x_overlap = _overlap(x, x + w, gx, gx + gw)
             y_overlap = _overlap(y, y + h, gy, gy + gh)
-            stacked = x_overlap >= 0.5 * min(w, gw) and y_overlap <= 0.25 * min(h, gh)
+            needed = 0.5
+            if h <= 0.5 * w and gh <= 0.5 * gw and _overlap(y - max(w, gw), y + h + max(w, gw), gy, gy + gh):
+                needed = 0.3  # two close flat bars: an '=' written on a slant, its bars offset
+            stacked = x_overlap >= needed * min(w, gw) and y_overlap <= 0.25 * min(h, gh)
             if stacked or _is_top_bar(box, other) or _is_top_bar(other, box):
                 group.append(index)
                 group_boxes[position] = _union([other, box])
