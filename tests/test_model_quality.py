@@ -15,9 +15,12 @@ from training.train import predict
 from workers.pipeline.symbols import OPERATORS
 
 # Regression floors: the committed model's measured figures, rounded down.
-# v0005 measured: MNIST 0.9655, operators 0.9886, lowest real operator `(` 0.9300,
-# real digits 0.9594, real all 0.9645.
-FLOORS = {"mnist": 0.96, "operators": 0.98, "real_operator_each": 0.92, "real_digits_mean": 0.955, "real_all": 0.96}
+# v0006 measured: MNIST 0.9725, operators 0.9881, lowest real operator `(` 0.9121,
+# real digits 0.9641, real all 0.9660.
+# The operator floor moved down once, from 0.92: v0006 reads the report half's `(` worse than
+# v0005 did (91.2% against 93.0%) but every other figure, on both halves, better; it was
+# chosen on the tune half. The trade is recorded in the README.
+FLOORS = {"mnist": 0.965, "operators": 0.98, "real_operator_each": 0.91, "real_digits_mean": 0.96, "real_all": 0.96}
 
 pytestmark = pytest.mark.slow
 

@@ -399,6 +399,7 @@ def page_lines(job: Job) -> list[dict]:
     return [
         {
             "line": number, "expression": line.get("expression"), "answer": line.get("answer"),
+            "answer_expression": line.get("answer_expression"),
             "value": line.get("value"), "correct": line.get("correct"),
             "error": (line.get("error") or {}).get("code"),
         }
@@ -440,6 +441,13 @@ def _cell(text: str) -> str:
 CSV_COLUMNS = ["page", "source", "line", "expression", "written_answer", "value", "correct", "status", "error"]
 
 
+def _written_answer(line: dict) -> str:
+    """The right-hand side as written ('56', '4*9'); older results hold only its value."""
+    if line.get("answer_expression"):
+        return _cell(line["answer_expression"])
+    return "" if line["answer"] is None else str(line["answer"])
+
+
 def batch_csv(batch: Batch) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -451,7 +459,7 @@ def batch_csv(batch: Batch) -> str:
             correct = "" if line["correct"] is None else ("yes" if line["correct"] else "no")
             writer.writerow([
                 page["page_number"], _cell(page["source_name"]), line["line"], _cell(line["expression"] or ""),
-                "" if line["answer"] is None else line["answer"], "" if line["value"] is None else line["value"],
+                _written_answer(line), "" if line["value"] is None else line["value"],
                 correct, page["status"], line["error"] or "",
             ])
     return out.getvalue()

@@ -90,6 +90,7 @@ class LineSummarySerializer(serializers.Serializer):
     line = serializers.IntegerField()
     expression = serializers.CharField(allow_null=True)
     answer = serializers.IntegerField(allow_null=True)
+    answer_expression = serializers.CharField(allow_null=True, required=False, help_text="the right-hand side as written, e.g. '4*9'")
     value = serializers.IntegerField(allow_null=True)
     correct = serializers.BooleanField(allow_null=True)
     error = serializers.CharField(allow_null=True)
