@@ -138,7 +138,7 @@ def test_what_only_recognition_can_judge_ends_as_a_typed_failed_job(stack):
 
 def test_text_in_an_unknown_script_is_never_read_as_confident_arithmetic(stack):
     # The classifier knows only the 16 symbols, so loops and hooks of another script are read
-    # as the nearest ones (v0005: "000177"). No confidence threshold tells them from real
+    # as the nearest ones (v0005, v0006: "000177"). No confidence threshold tells them from real
     # handwriting (on the CROHME tune half 1% of right readings score lower), so the promise
     # is this: the job fails with a typed code, or its reading is shown as the guess it is,
     # with low confidence and its doubtful symbols flagged (the web page marks them in red).
@@ -151,4 +151,9 @@ def test_text_in_an_unknown_script_is_never_read_as_confident_arithmetic(stack):
     else:
         (line,) = job["result"]["lines"]
         assert line["confidence"] < 0.5, line
-        assert any(symbol["top3"][0][1] < 0.8 for symbol in line["symbols"]), line
+        # The page's rule (explain.js): a symbol is flagged when the probability of the class it
+        # was read as is under 0.8; the decoder may have read it as other than its top class.
+        def sure(symbol):
+            return dict(map(tuple, symbol["top3"])).get(symbol["symbol"], 0.0)
+
+        assert any(sure(symbol) < 0.8 for symbol in line["symbols"]), line

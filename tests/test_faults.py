@@ -153,7 +153,10 @@ def test_a_worker_killed_mid_job_loses_nothing_and_finishes_once(faulty):
     body = _finished(session, url, timeout=90)
     assert body["status"] == "succeeded" and body["attempts"] == 2, body
     assert body["result"]["lines"][0]["value"] == 42
-    finished = [e for e in _log_entries(stack) if e.get("job_id") == job_id and e["message"] == "job succeeded"]
+    # The API shows the job finished as soon as its result is committed; the worker logs the
+    # outcome just after, so wait for that line before counting.
+    finished = wait_until(lambda: [e for e in _log_entries(stack) if e.get("job_id") == job_id and e["message"] == "job succeeded"],
+                          10, interval=0.05, what="the worker's 'job succeeded' log line")
     assert len(finished) == 1  # one result, saved once
     assert finished[0]["process"] != claimed["process"]
     assert all(p.popen.poll() is None for p in stack.processes.values())  # the workers replaced their pool process
