@@ -24,8 +24,9 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 RECHECK_S = 1.0
-MARKER_SECONDS = 120
 """With Redis: how often a waiter also asks the database (a lost message costs at most this)."""
+MARKER_SECONDS = 120
+"""How long the 'finished' marker outlives the job's end, for waiters that subscribe late."""
 POLL_S = 0.2
 """Without Redis: how often a waiter asks the database."""
 
@@ -83,18 +84,24 @@ def _wait(job_id, deadline: float, is_finished: Callable[[], bool]) -> bool:
     try:
         if _marked(job_id):  # finished between the caller's read and the subscription
             return is_finished()
+        next_check = time.monotonic() + RECHECK_S
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            now = time.monotonic()
+            if now >= deadline:
                 return is_finished()
             try:
-                subscription.get_message(timeout=min(remaining, RECHECK_S))
+                # None also comes back at once for the subscription's own confirmation: only an
+                # announcement or RECHECK_S gone by is worth a database read.
+                message = subscription.get_message(timeout=min(deadline, next_check) - now)
             except redis.RedisError:
                 subscription.close()
                 subscription = None  # Redis went away mid-wait: keep checking the database
                 return _wait_polling(deadline, is_finished)
+            if message is None and time.monotonic() < min(deadline, next_check):
+                continue
             if is_finished():  # woken by the announcement, or the periodic check
                 return True
+            next_check = time.monotonic() + RECHECK_S
     finally:
         if subscription is not None:
             subscription.close()

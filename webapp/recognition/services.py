@@ -197,10 +197,12 @@ def wait_for_job(job: Job, seconds: float) -> Job:
         return job
 
     def finished() -> bool:
-        job.refresh_from_db()
-        return job.finished
+        # The status alone: the whole row (with its result) is read once, at the end.
+        status = Job.objects.filter(pk=job.pk).values_list("status", flat=True).first()
+        return status is None or status in Job.FINISHED  # None: deleted while waiting
 
     job_events.wait_until_finished(job.pk, min(seconds, settings.JOB_WAIT_MAX_S), finished)
+    job.refresh_from_db()  # raises Job.DoesNotExist when it was deleted meanwhile
     return job
 
 
