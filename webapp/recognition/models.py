@@ -5,6 +5,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 
@@ -60,7 +61,9 @@ class Job(models.Model):
 
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
 
-    queued_at = models.DateTimeField(default=timezone.now)
+    # The database's clock, as for the other times a job records (set on insert and read back):
+    # web hosts, workers and beat compare them, and their own clocks may drift apart.
+    queued_at = models.DateTimeField(db_default=Now())
     enqueued_at = models.DateTimeField(null=True, blank=True)  # last time a message was sent for it
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

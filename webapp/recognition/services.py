@@ -221,7 +221,7 @@ def finish_job(
     crops = default_storage.save(f"{folder}/symbols.png", ContentFile(crops_png)) if crops_png else ""
     fields = dict(
         status=Job.Status.FAILED if error else Job.Status.SUCCEEDED, result=record, steps=steps, symbol_crops=crops,
-        model_version=model_version or "", finished_at=timezone.now(), processing_ms=processing_ms, lease_expires_at=None,
+        model_version=model_version or "", finished_at=Now(), processing_ms=processing_ms, lease_expires_at=None,
         error_code=error.code if error else "", error_message=error.message if error else "",
         error_detail=_error_detail(error),
     )
@@ -266,7 +266,7 @@ def fail_job(job_id, code: str, message: str, token: uuid.UUID | None = None, ho
         mine = Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, lease_expires_at__lt=database_now())
     failed = Job.objects.filter(mine, pk=job_id).update(
         status=Job.Status.FAILED, error_code=code, error_message=message[:2000],
-        finished_at=timezone.now(), lease_expires_at=None,
+        finished_at=Now(), lease_expires_at=None,
     )
     if failed:
         transaction.on_commit(lambda: job_events.announce_finished(job_id))
