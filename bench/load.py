@@ -8,8 +8,8 @@ fresh database and key prefix). Throttling is raised through the environment
 (UPLOAD_THROTTLE_RATE=1000000/min) and the report says so.
 
 The client is a separate process: a bounded pool of threads that submits on a fixed
-schedule (open loop), waits for each job with ``?wait=`` (the server holds the request
-until the job finishes), and fetches its result and one step picture. A job
+schedule (open loop), each submission waiting for its job with ``?wait=`` (the server holds
+the request until the job finishes), and fetches one step picture of the result. A job
 counts as done only when it succeeded and its picture was fetched.
 
 In the same run, the floor: a no-op task (diagnostics.ping) sent through the same broker
@@ -66,15 +66,16 @@ class Client:
     def one_job(self, image: bytes, kind: str = "expression") -> dict:
         session = self.session()
         started = time.monotonic()
-        response = session.post(self.stack.api("jobs/"), files={"image": ("l.png", image, "image/png")}, data={"kind": kind}, timeout=30)
-        if response.status_code != 202:
+        # The submission itself waits for the result (?wait=): 201 with the finished job, or
+        # 202 when the wait ran out or every waiting slot was taken; then wait on the job.
+        response = session.post(self.stack.api("jobs/"), params={"wait": "20"}, files={"image": ("l.png", image, "image/png")},
+                                data={"kind": kind}, timeout=30)
+        if response.status_code not in (201, 202):
             return {"ok": False, "why": f"HTTP {response.status_code}"}
-        url = response.headers["Location"]
-        while True:  # held by the server until the job finishes (?wait=): no polling loop
+        body, url = response.json(), response.headers["Location"]
+        while body["status"] not in ("succeeded", "failed"):
+            time.sleep(0.25)  # answered early, as the web page does when the server had no waiting slot
             body = session.get(url, params={"wait": "20"}, timeout=30).json()
-            if body["status"] in ("succeeded", "failed"):
-                break
-            time.sleep(0.25)  # answered early: every waiting slot was taken (as the web page does)
         result_at = time.monotonic()
         if body["status"] != "succeeded":
             return {"ok": False, "why": body["error"]["code"]}

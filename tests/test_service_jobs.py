@@ -205,6 +205,25 @@ def test_a_client_can_wait_for_its_job_in_one_request_instead_of_polling(stack):
         assert refused.json()["error"]["field"] == "wait"
 
 
+def test_a_submission_can_wait_for_its_own_result(stack):
+    from webapp.recognition.models import Job
+
+    client = stack.client()
+    done = client.submit(line_png("12+3*4", 4), params={"wait": "30"}, timeout=40)
+    assert done.status_code == 201, done.text  # finished within the wait: created, with its result
+    body = done.json()
+    assert body["status"] == "succeeded" and body["result"]["lines"][0]["value"] == 24
+    assert done.headers["Location"] == body["url"] and client.get(body["steps"]["boxes"]).status_code == 200
+
+    at_once = client.submit(line_png("12+3*4", 4), params={"wait": "0"})
+    assert at_once.status_code == 202 and at_once.json()["status"] == "queued"  # as without ?wait=
+
+    before = Job.objects.filter(owner=client.user).count()
+    refused = client.submit(line_png("6*7", 1), params={"wait": "soon"})
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "wait"
+    assert Job.objects.filter(owner=client.user).count() == before  # nothing stored
+
+
 def test_a_waiting_request_is_woken_by_the_redis_announcement_not_by_its_recheck(stack, monkeypatch):
     import threading
     import time

@@ -118,6 +118,25 @@ def _accepted(request, data: dict, location: str) -> Response:
     return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": location, "Retry-After": POLL_AFTER_SECONDS})
 
 
+def _wait_seconds(request) -> float | None:
+    """The ``?wait=`` of a request: None when absent; a typed 400 unless 0..JOB_WAIT_MAX_S."""
+    wait = request.query_params.get("wait")
+    if wait is None:
+        return None
+    try:
+        seconds = float(wait)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= settings.JOB_WAIT_MAX_S:  # also refuses nan and inf
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"wait must be a number of seconds from 0 to {settings.JOB_WAIT_MAX_S:g}", field="wait")
+    return seconds
+
+
+WAIT_PARAMETER = OpenApiParameter("wait", float, required=False, description=(
+    "seconds (up to JOB_WAIT_MAX_S, 30 by default) to hold the request until the job has finished; "
+    "the answer is the job as it is then. One request instead of many polls."))
+
+
 class JobViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Recognition jobs: submit an image, poll it, fetch its step pictures, correct it."""
 
@@ -150,11 +169,16 @@ class JobViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin,
     @extend_schema(
         request={"multipart/form-data": JobCreateSerializer, "application/json": JobCreateSerializer},
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-                                     description="the same key from the same user within 24 h returns the original job")],
-        responses={202: JobSerializer, **ERRORS},
-        description="Submit an image. Returns 202 at once with Location and Retry-After; poll the job until it finishes.",
+                                     description="the same key from the same user within 24 h returns the original job"),
+                    WAIT_PARAMETER],
+        responses={201: JobSerializer, 202: JobSerializer, **ERRORS},
+        description=(
+            "Submit an image. Returns 202 at once with Location and Retry-After; wait on the job until it finishes. "
+            "With ?wait=N the request itself waits up to N seconds: 201 with the finished job, or 202 as without it."
+        ),
     )
     def create(self, request):
+        wait = _wait_seconds(request)  # checked before anything is stored
         _check_request_size(request)
         form = JobCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -171,8 +195,16 @@ class JobViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin,
         if key and (len(key) > 255 or not key.isascii() or not key.isprintable()):
             raise ApiError(ErrorCode.INVALID_REQUEST, "Idempotency-Key must be 1-255 printable ASCII characters", field="Idempotency-Key")
         job, created = services.submit_job(request.user, page, form.validated_data["kind"], idempotency_key=key)
+        if wait:
+            try:
+                job = services.wait_for_job(job, wait)
+            except Job.DoesNotExist:
+                raise ApiError(ErrorCode.NOT_FOUND, "the job was deleted while waiting", status_code=404)
         body = JobSerializer(job, context={"request": request}).data
-        response = _accepted(request, body, body["url"])
+        if job.finished and wait is not None:
+            response = Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
+        else:
+            response = _accepted(request, body, body["url"])
         if not created:
             response["Idempotent-Replayed"] = "true"
         return response
@@ -181,24 +213,13 @@ class JobViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin,
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(
-        parameters=[OpenApiParameter("wait", float, required=False, description=(
-            "seconds (up to JOB_WAIT_MAX_S, 30 by default) to hold the request until the job has finished; "
-            "the answer is the job as it is then. One request instead of many polls."))],
-        responses={200: JobSerializer, **ERRORS},
-    )
+    @extend_schema(parameters=[WAIT_PARAMETER], responses={200: JobSerializer, **ERRORS})
     def retrieve(self, request, *args, **kwargs):
+        wait = _wait_seconds(request)
         job = self.get_object()
-        wait = request.query_params.get("wait")
         if wait is not None:
             try:
-                seconds = float(wait)
-            except ValueError:
-                seconds = -1.0
-            if not 0 <= seconds <= settings.JOB_WAIT_MAX_S:
-                raise ApiError(ErrorCode.INVALID_REQUEST, f"wait must be a number of seconds from 0 to {settings.JOB_WAIT_MAX_S:g}", field="wait")
-            try:
-                job = services.wait_for_job(job, seconds)
+                job = services.wait_for_job(job, wait)
             except Job.DoesNotExist:
                 raise ApiError(ErrorCode.NOT_FOUND, "the job was deleted while waiting", status_code=404)
         return Response(self.get_serializer(job).data)
