@@ -67,7 +67,9 @@ def test_decoder_finds_the_most_probable_grammatical_reading(columns):
         assert reading is None
     else:
         assert accepts(reading.text)
-        assert math.isclose(reading.log_probability, best_score, rel_tol=1e-9, abs_tol=1e-9)
+        assert math.isclose(reading.score, best_score, rel_tol=1e-9, abs_tol=1e-9)
+        # The reported probability is the symbols' alone (the prior only ranks readings).
+        assert math.isclose(reading.log_probability, sum(math.log(p) for p in reading.probabilities), rel_tol=1e-9, abs_tol=1e-9)
 
 
 @given(columns_strategy)

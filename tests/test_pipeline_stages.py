@@ -106,6 +106,20 @@ def test_the_offset_bars_of_a_slanted_equals_merge_but_two_minus_signs_do_not():
     assert [g.whole.box[0] // 10 for g in line.groups] == [1, 5, 14, 19, 25, 33]  # 1 = 1 - - 1
 
 
+@pytest.mark.parametrize("reach", [4, 8, 12])
+def test_a_minus_under_the_lifted_bar_of_a_7_stays_a_minus(reach):
+    # 1-7 with the 7's bar drawn apart from its stem, starting above the end of the minus.
+    ink = np.zeros((120, 300), np.uint8)
+    for start, end in [((20, 30), (20, 90)), ((50, 60), (72 + reach, 60)), ((74, 32), (114, 32)), ((124, 42), (100, 90))]:
+        cv2.line(ink, start, end, 255, 5)
+    (line,) = find_lines(clean_page(ink).binary)
+    (holder,) = [g for g in line.groups if g.whole.box[0] <= 50 < g.whole.box[0] + g.whole.box[2]]
+    x, y, w, h = holder.whole.box
+    # The minus alone, or the minus with the whole 7 (touching it) and cuts to read them apart:
+    # never the minus and the 7's bar as an '='.
+    assert h < 12 or (x + w >= 120 and holder.splits), [g.whole.box for g in line.groups]
+
+
 def test_a_skewed_ruled_unevenly_lit_page_gives_one_line_per_written_line():
     rng = np.random.default_rng(3)
     texts = [f"{i}+{i * 3}={i * 4}" for i in range(1, 21)]

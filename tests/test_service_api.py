@@ -191,6 +191,21 @@ def test_a_batch_of_a_three_page_pdf_and_an_image_is_marked_page_by_page(stack):
     assert all(client.get(url).status_code == 404 for url in job_urls)
 
 
+def test_the_job_list_pages_through_a_batchs_pages_that_share_one_queued_time(stack):
+    client = stack.client()
+    files = [("files", (f"p{i}.png", line_png("6*7", seed=i), "image/png")) for i in range(4)]
+    batch = client.post(stack.api("batches/"), files=files)
+    assert batch.status_code == 202
+    times = {job["queued_at"] for job in client.get(stack.api("jobs/"), params={"page_size": 10}).json()["results"]}
+    assert len(times) == 1  # one INSERT, one database time
+    seen, url = [], stack.api("jobs/?page_size=1")
+    while url:
+        page = client.get(url).json()
+        seen += [job["id"] for job in page["results"]]
+        url = page["next"]
+    assert len(seen) == 4 and len(set(seen)) == 4  # each job once, none skipped
+
+
 def test_users_see_only_their_own_jobs_and_batches(stack):
     owner, stranger = stack.client(), stack.client()
     job_url = owner.submit(line_png("6*7", seed=6)).headers["Location"]

@@ -92,7 +92,7 @@ def _wait(job_id, deadline: float, is_finished: Callable[[], bool]) -> bool:
             try:
                 # None also comes back at once for the subscription's own confirmation: only an
                 # announcement or RECHECK_S gone by is worth a database read.
-                message = subscription.get_message(timeout=min(deadline, next_check) - now)
+                message = subscription.get_message(timeout=max(0.0, min(deadline, next_check) - now))
             except redis.RedisError:
                 subscription.close()
                 subscription = None  # Redis went away mid-wait: keep checking the database

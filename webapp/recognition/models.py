@@ -70,7 +70,7 @@ class Job(models.Model):
     processing_ms = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-queued_at"]
+        ordering = ["-queued_at", "-id"]  # a batch's pages share queued_at (one INSERT)
         indexes = [
             models.Index(fields=["owner", "-queued_at"]),
             models.Index(fields=["status", "enqueued_at"]),

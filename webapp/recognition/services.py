@@ -70,6 +70,8 @@ def submit_job(owner, page: Page, kind: str, idempotency_key: str | None = None)
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with its job.
         delete_stored([job.image.name])
+        if not idempotency_key:
+            raise  # not a key clash: nothing to answer with
         original = _job_for_key(owner, idempotency_key)
         if original is None:
             raise

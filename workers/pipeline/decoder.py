@@ -11,7 +11,8 @@ candidates of each outgoing edge, and drops extensions the grammar's prefix
 automaton rejects. The best hypothesis that reaches the last node in an
 accepting state wins. Its score is the product of its symbols' probabilities,
 the segmentation priors of its edges, and a small language prior (see
-:func:`transition_cost`).
+:func:`transition_cost`). The prior only ranks readings: the probability reported for
+the winner leaves it out, so a well-read equality is not shown as doubtful.
 """
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def transition_cost(previous: str, symbol: str, right_side: bool = False) -> flo
     cost = 0.0
     if previous and previous in "+-*" and symbol in "+-":
         cost += SIGN_AFTER_OPERATOR
-    if right_side and symbol in "+-*()" and not (previous == "=" and symbol in "+-"):
+    # ')' costs nothing: after a '(' it is forced, and the '(' has paid.
+    if right_side and symbol in "+-*(" and not (previous == "=" and symbol in "+-"):
         cost += OPERATOR_IN_ANSWER
     return cost
 
@@ -67,9 +69,10 @@ class Edge:
 @dataclass(frozen=True)
 class Reading:
     text: str
-    log_probability: float
+    log_probability: float  # symbols and segmentation only: what the reported confidence is
     edges: tuple[Edge, ...]
     probabilities: tuple[float, ...]
+    score: float | None = None  # log_probability plus the language prior: what ranked it
 
     @property
     def probability(self) -> float:
@@ -131,4 +134,5 @@ def decode(edges: list[Edge], node_count: int, beam_width: int = 64, top_k: int 
     if not finals:
         return None
     best = max(finals)
-    return Reading(best.text, best.score, best.edges, best.probabilities)
+    log_p = sum(math.log(max(p, _FLOOR)) for p in best.probabilities) + sum(edge.penalty for edge in best.edges)
+    return Reading(best.text, log_p, best.edges, best.probabilities, best.score)

@@ -203,7 +203,7 @@ def is_right_side(state: State) -> bool:
 
 def accepts(text: str) -> bool:
     """Whether the automaton accepts ``text`` as a whole line."""
-    state: tuple[str, int] | None = START
+    state: State | None = START
     for char in text:
         state = advance(state, char)
         if state is None:

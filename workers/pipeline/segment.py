@@ -172,10 +172,7 @@ def _merge_stacked(order: list[int], boxes: list[Box]) -> list[list[int]]:
             gx, gy, gw, gh = other
             x_overlap = _overlap(x, x + w, gx, gx + gw)
             y_overlap = _overlap(y, y + h, gy, gy + gh)
-            needed = 0.5
-            if h <= 0.5 * w and gh <= 0.5 * gw and _overlap(y - max(w, gw), y + h + max(w, gw), gy, gy + gh):
-                needed = 0.3  # two close flat bars: an '=' written on a slant, its bars offset
-            stacked = x_overlap >= needed * min(w, gw) and y_overlap <= 0.25 * min(h, gh)
+            stacked = x_overlap >= 0.5 * min(w, gw) and y_overlap <= 0.25 * min(h, gh)
             if stacked or _is_top_bar(box, other) or _is_top_bar(other, box):
                 group.append(index)
                 group_boxes[position] = _union([other, box])
@@ -183,7 +180,28 @@ def _merge_stacked(order: list[int], boxes: list[Box]) -> list[list[int]]:
         else:
             groups.append([index])
             group_boxes.append(box)
-    return groups
+    return _merge_offset_bars(groups, boxes)
+
+
+def _is_flat(box: Box) -> bool:
+    return box[3] <= 0.5 * box[2]
+
+
+def _merge_offset_bars(groups: list[list[int]], boxes: list[Box]) -> list[list[int]]:
+    """Join two neighbouring lone flat bars, one above the other, that overlap by a third:
+    an ``=`` written on a slant. Done after the stacking above, so that the detached top
+    bar of a ``7`` or ``5`` has already joined its body and never pairs with a minus."""
+    merged: list[list[int]] = []
+    for group in groups:
+        if merged and len(merged[-1]) == 1 and len(group) == 1:
+            a, b = boxes[merged[-1][0]], boxes[group[0]]
+            x_overlap = _overlap(a[0], a[0] + a[2], b[0], b[0] + b[2])
+            vertical_gap = max(a[1], b[1]) - min(a[1] + a[3], b[1] + b[3])
+            if _is_flat(a) and _is_flat(b) and x_overlap >= 0.3 * min(a[2], b[2]) and 0 <= vertical_gap <= max(a[2], b[2]):
+                merged[-1] = merged[-1] + group
+                continue
+        merged.append(group)
+    return merged
 
 
 def _is_fragment(box, line_height: float) -> bool:

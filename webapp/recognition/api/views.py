@@ -50,14 +50,16 @@ class FailOpenScopedThrottle(ScopedRateThrottle):
 
 
 class NewestFirst(CursorPagination):
-    ordering = "-queued_at"
+    # Jobs made together (a batch's pages, one INSERT) share queued_at: the ID orders them,
+    # so that a cursor's offset among equal times always means the same rows.
+    ordering = ("-queued_at", "-id")
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
 
 
 class NewestBatchFirst(NewestFirst):
-    ordering = "-created_at"
+    ordering = ("-created_at", "-id")
 
 
 class PNGRenderer(BaseRenderer):
@@ -171,10 +173,11 @@ class JobViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
                                      description="the same key from the same user within 24 h returns the original job"),
                     WAIT_PARAMETER],
-        responses={201: JobSerializer, 202: JobSerializer, **ERRORS},
+        responses={200: JobSerializer, 201: JobSerializer, 202: JobSerializer, **ERRORS},
         description=(
             "Submit an image. Returns 202 at once with Location and Retry-After; wait on the job until it finishes. "
-            "With ?wait=N the request itself waits up to N seconds: 201 with the finished job, or 202 as without it."
+            "With ?wait=N the request itself waits up to N seconds: 201 with the finished job (200 when an "
+            "Idempotency-Key replays a finished one), or 202 as without it."
         ),
     )
     def create(self, request):
@@ -201,8 +204,8 @@ class JobViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin,
             except Job.DoesNotExist:
                 raise ApiError(ErrorCode.NOT_FOUND, "the job was deleted while waiting", status_code=404)
         body = JobSerializer(job, context={"request": request}).data
-        if job.finished and wait is not None:
-            response = Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
+        if job.finished and wait is not None:  # 201 for a new job; 200 for a replayed one, which is not new
+            response = Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK, headers={"Location": body["url"]})
         else:
             response = _accepted(request, body, body["url"])
         if not created:
