@@ -161,6 +161,7 @@ def test_a_two_page_worksheet_pdf_is_marked_with_tables_and_marks(chromium, stac
     assert page.locator("#batch-score").text_content().startswith("Score: 5 right of 6 answered")
     first_rows = tables.nth(0).locator("tbody tr")
     assert [first_rows.nth(i).locator("td").nth(1).text_content() for i in range(3)] == ["7×8", "12−5", "3×(4+2)"]
+    assert [first_rows.nth(i).locator("td").nth(2).text_content() for i in range(3)] == ["56", "7", "18"]  # as written
     csv_link = page.get_by_role("link", name="Download the results (CSV)")
     assert csv_link.is_visible()
     with page.expect_download() as download:
