@@ -48,8 +48,7 @@ def _human(record: dict) -> str:
             continue
         text = f"  {number}. {line['expression']} = {line['value']}"
         if line["answer"] is not None:
-            written = line.get("answer_expression") or line["answer"]
-            text += f"   (written {written}: {'correct' if line['correct'] else 'wrong'})"
+            text += f"   (written {line['answer_expression']}: {'correct' if line['correct'] else 'wrong'})"
         out.append(text + f"   [confidence {line['confidence']:.2f}]")
     return "\n".join(out)
 

@@ -7,8 +7,8 @@ job; a web thread waiting on that job is subscribed to it.
 The database stays the truth. The worker also leaves a marker key for MARKER_SECONDS, which
 the waiter reads after subscribing, so a job that finished just before is not missed without
 a database query; the waiter reads the job from the database when woken, and every
-RECHECK_S in any case (so a lost message costs at most that). With no Redis (the embedded ``make run`` stack) it checks the database
-every POLL_S. Waiters per web process are capped, so waits never take every thread.
+RECHECK_S in any case (so a lost message costs at most that). With no Redis (the embedded
+``make run`` stack) it checks the database every POLL_S. Waiters per web process are capped, so waits never take every thread.
 """
 from __future__ import annotations
 
@@ -89,15 +89,16 @@ def _wait(job_id, deadline: float, is_finished: Callable[[], bool]) -> bool:
             now = time.monotonic()
             if now >= deadline:
                 return is_finished()
+            until = min(deadline, next_check)
             try:
                 # None also comes back at once for the subscription's own confirmation: only an
                 # announcement or RECHECK_S gone by is worth a database read.
-                message = subscription.get_message(timeout=max(0.0, min(deadline, next_check) - now))
+                message = subscription.get_message(timeout=max(0.0, until - now))
             except redis.RedisError:
                 subscription.close()
                 subscription = None  # Redis went away mid-wait: keep checking the database
                 return _wait_polling(deadline, is_finished)
-            if message is None and time.monotonic() < min(deadline, next_check):
+            if message is None and time.monotonic() < until:
                 continue
             if is_finished():  # woken by the announcement, or the periodic check
                 return True

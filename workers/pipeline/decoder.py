@@ -88,6 +88,10 @@ class _Hypothesis:
     probabilities: tuple = field(compare=False, default=())
 
 
+def _log_sum(probabilities) -> float:
+    return sum(math.log(max(p, _FLOOR)) for p in probabilities)
+
+
 def greedy_reading(edges: list[Edge], node_count: int) -> Reading:
     """The top-1 symbol of each default edge, grammar or not: what the model saw first."""
     by_start = {edge.start: edge for edge in edges if edge.default}
@@ -98,8 +102,7 @@ def greedy_reading(edges: list[Edge], node_count: int) -> Reading:
         node = by_start[node].end
     text = "".join(edge.candidates[0][0] for edge in chosen)
     probabilities = tuple(edge.candidates[0][1] for edge in chosen)
-    log_p = sum(math.log(max(p, _FLOOR)) for p in probabilities)
-    return Reading(text, log_p, tuple(chosen), probabilities)
+    return Reading(text, _log_sum(probabilities), tuple(chosen), probabilities)
 
 
 def decode(edges: list[Edge], node_count: int, beam_width: int = 64, top_k: int = 4) -> Reading | None:
@@ -134,5 +137,5 @@ def decode(edges: list[Edge], node_count: int, beam_width: int = 64, top_k: int 
     if not finals:
         return None
     best = max(finals)
-    log_p = sum(math.log(max(p, _FLOOR)) for p in best.probabilities) + sum(edge.penalty for edge in best.edges)
+    log_p = _log_sum(best.probabilities) + sum(edge.penalty for edge in best.edges)
     return Reading(best.text, log_p, best.edges, best.probabilities, best.score)

@@ -119,7 +119,7 @@ def summary(result) -> bytes:
         colour = (0, 0, 0)
         if line.answer is not None:
             # Words, not ✓/✗: the built-in font has no check marks.
-            text += f"   written {_shown(line.answer_expression or str(line.answer))}  {'right' if line.correct else 'wrong'}"
+            text += f"   written {_shown(line.answer_expression)}  {'right' if line.correct else 'wrong'}"
             colour = (0, 120, 60) if line.correct else (190, 0, 0)
         texts.append((text, colour))
     width = max(400, 20 + max((int(font.getlength(t)) for t, _ in texts), default=0))

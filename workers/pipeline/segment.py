@@ -163,7 +163,7 @@ def _merge_stacked(order: list[int], boxes: list[Box]) -> list[list[int]]:
     """Merge components that sit one above the other: they are parts of one symbol
     (the bars of ``=``, the flag and body of a broken ``5``)."""
     groups: list[list[int]] = []
-    group_boxes: list[tuple[int, int, int, int]] = []  # kept beside the groups: recomputing them dominated
+    group_boxes: list[Box] = []  # kept beside the groups: recomputing them dominated
     for index in order:
         box = boxes[index]
         x, y, w, h = box

@@ -16,4 +16,9 @@ class Migration(migrations.Migration):
             name='queued_at',
             field=models.DateTimeField(db_default=django.db.models.functions.datetime.Now()),
         ),
+        # Jobs inserted together (a batch's pages) share queued_at: the ID orders them.
+        migrations.AlterModelOptions(
+            name='job',
+            options={'ordering': ['-queued_at', '-id']},
+        ),
     ]
