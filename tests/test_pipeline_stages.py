@@ -106,6 +106,28 @@ def test_the_offset_bars_of_a_slanted_equals_merge_but_two_minus_signs_do_not():
     assert [g.whole.box[0] // 10 for g in line.groups] == [1, 5, 14, 19, 25, 33]  # 1 = 1 - - 1
 
 
+def test_a_small_plus_high_beside_a_digit_and_a_small_equals_touching_one_stay_symbols():
+    # Drawn as CROHME writers did: '1+2' with a small plus high up, nearly touching the 2
+    # (it used to join the 2 as the detached flag of a 5), and '2=4' with a small '=' whose
+    # lower bar touches the 4 (it used to join the 4 as a pen lift in a bar).
+    ink = np.zeros((120, 420), np.uint8)
+    cv2.line(ink, (20, 20), (20, 70), 255, 4)  # 1
+    cv2.line(ink, (36, 32), (58, 32), 255, 4)  # + : bar
+    cv2.line(ink, (47, 23), (47, 42), 255, 4)  # + : upright
+    cv2.ellipse(ink, (82, 38), (18, 16), 0, 180, 360, 255, 4)  # 2: the bowl...
+    cv2.line(ink, (100, 38), (64, 88), 255, 4)  # ...the diagonal...
+    cv2.line(ink, (64, 88), (104, 88), 255, 4)  # ...and the base
+    cv2.line(ink, (250, 58), (270, 58), 255, 4)  # = : upper bar
+    cv2.line(ink, (250, 68), (284, 68), 255, 4)  # = : lower bar, running into the 4
+    cv2.line(ink, (300, 20), (284, 68), 255, 4)  # 4
+    cv2.line(ink, (284, 68), (320, 68), 255, 4)
+    cv2.line(ink, (308, 40), (308, 90), 255, 4)
+    (line,) = find_lines(clean_page(ink).binary)
+    lefts = [g.whole.box[0] for g in line.groups]
+    assert any(30 <= x <= 40 for x in lefts), [g.whole.box for g in line.groups]  # the + alone
+    assert any(60 <= x <= 66 for x in lefts), [g.whole.box for g in line.groups]  # the 2 alone
+
+
 @pytest.mark.parametrize("reach", [4, 8, 12])
 def test_a_minus_under_the_lifted_bar_of_a_7_stays_a_minus(reach):
     # 1-7 with the 7's bar drawn apart from its stem, starting above the end of the minus.

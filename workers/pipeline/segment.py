@@ -149,14 +149,16 @@ def _line_bands(boxes: list[Box], height: int, reference: float) -> list[tuple[f
 def _is_top_bar(bar, body) -> bool:
     """A flat stroke over the top of a taller one: the flag of a broken ``5``.
 
-    A minus sits at mid height, so it never passes this test.
+    A minus sits at mid height, so it never passes this test. A stroke beside the body
+    rather than over it must be flat: a small ``+`` high beside a digit is not.
     """
     bx, by, bw, bh = bar
     x, y, w, h = body
     centre = by + bh / 2
     gap = max(0, max(bx, x) - min(bx + bw, x + w))
-    near = _overlap(bx, bx + bw, x, x + w) >= 0.3 * bw or gap <= 0.25 * h
-    return bh <= 0.35 * h and y - 0.15 * h <= centre <= y + 0.3 * h and near
+    over = _overlap(bx, bx + bw, x, x + w) >= 0.3 * bw
+    beside = gap <= 0.25 * h and _is_flat(bar)
+    return bh <= 0.35 * h and y - 0.15 * h <= centre <= y + 0.3 * h and (over or beside)
 
 
 def _merge_stacked(order: list[int], boxes: list[Box]) -> list[list[int]]:
@@ -247,12 +249,13 @@ def _merge_fragments(groups: list[list[int]], boxes: list[Box], line_height: flo
 def _merge_touching_bars(groups: list[list[int]], boxes: list[Box], line_height: float) -> list[list[int]]:
     """Join a flat stroke that touches a neighbour at its own height: a pen lift in the
     bar of a ``+`` or ``=``. Should it really be a minus written too close, the merged
-    group is wide and gets split proposals, so the decoder can still read it apart."""
+    group is wide and gets split proposals, so the decoder can still read it apart.
+    A small ``+`` is short too, but not flat: it stays a symbol of its own."""
     merged = [list(g) for g in groups]
     index = 0
     while index < len(merged):
         x, y, w, h = _group_box(merged[index], boxes)
-        if h < 0.35 * line_height:
+        if h < 0.35 * line_height and _is_flat((x, y, w, h)):
             centre = y + h / 2
             for neighbour in (index - 1, index + 1):
                 if not 0 <= neighbour < len(merged):
