@@ -41,6 +41,17 @@ def test_a_sign_after_an_operator_needs_strong_evidence():
     assert decode(_chain([[("2", 0.9)], [("*", 0.9)], [("-", 0.9)], [("3", 0.9)]]), 5).text == "2*-3"
 
 
+def test_a_plus_before_a_written_answer_needs_strong_evidence_but_a_minus_does_not():
+    # '7+5=+12' parses, but a flagged 1 taken for a plus is likelier; a negative answer is common.
+    plus_or_one = [("+", 0.8), ("1", 0.1)]
+    line = [[("7", 0.99)], [("+", 0.99)], [("5", 0.99)], [("=", 0.99)], plus_or_one, [("2", 0.99)]]
+    assert decode(_chain(line), 7).text == "7+5=12"
+    line[4] = [("+", 0.95), ("1", 0.02)]
+    assert decode(_chain(line), 7).text == "7+5=+2"  # overwhelming evidence still wins
+    line[4] = [("-", 0.8), ("1", 0.1)]
+    assert decode(_chain(line), 7).text == "7+5=-2"
+
+
 def test_no_grammatical_reading_gives_none():
     assert decode(_chain([[("+", 0.9), ("*", 0.1)]]), 2) is None
 

@@ -32,6 +32,11 @@ OPERATOR_IN_ANSWER = math.log(0.5)
 numbers, but a worksheet may check an equality such as ``6*6=4*9``."""
 
 
+PLUS_BEFORE_ANSWER = math.log(0.05)
+"""Prior cost of a '+' right after '=' (``7+5=+12``): valid, but written answers are bare
+or negative, and a ``1`` with a long flag is easily taken for a quick plus."""
+
+
 def transition_cost(previous: str, symbol: str, right_side: bool = False) -> float:
     """A small language prior over neighbouring symbols (log-probability, <= 0).
 
@@ -43,6 +48,8 @@ def transition_cost(previous: str, symbol: str, right_side: bool = False) -> flo
     # ')' costs nothing: after a '(' it is forced, and the '(' has paid.
     if right_side and symbol in "+-*(" and not (previous == "=" and symbol in "+-"):
         cost += OPERATOR_IN_ANSWER
+    if previous == "=" and symbol == "+":
+        cost += PLUS_BEFORE_ANSWER
     return cost
 
 
