@@ -15,12 +15,11 @@ from training.train import predict
 from workers.pipeline.symbols import OPERATORS
 
 # Regression floors: the committed model's measured figures, rounded down.
-# v0006 measured: MNIST 0.9725, operators 0.9881, lowest real operator `(` 0.9121,
-# real digits 0.9641, real all 0.9660.
-# The operator floor moved down once, from 0.92: v0006 reads the report half's `(` worse than
-# v0005 did (91.2% against 93.0%) but every other figure, on both halves, better; it was
-# chosen on the tune half. The trade is recorded in the README.
-FLOORS = {"mnist": 0.965, "operators": 0.98, "real_operator_each": 0.91, "real_digits_mean": 0.96, "real_all": 0.96}
+# v0008 measured: MNIST 0.9685, operators 0.9917, lowest real operator `(` 0.9349,
+# real digits 0.9661, real all 0.9697.
+# The operator floor moved down once, from 0.92 to 0.91 (v0006 traded the report half's `(`
+# for every other figure, chosen on the tune half); v0008 raises it to 0.93.
+FLOORS = {"mnist": 0.965, "operators": 0.99, "real_operator_each": 0.93, "real_digits_mean": 0.96, "real_all": 0.965}
 
 pytestmark = pytest.mark.slow
 

@@ -75,7 +75,11 @@ def _one_flag(rng):
         # Never flatter than about 30 degrees: a long flat flag is the bar of a 7.
         flag = (x, max(_u(rng, 0.08, 0.55), 0.6 * (0.32 - x)))
     # Flags are often bowed, like the first stroke of a 9 without its loop.
-    strokes = [_line(rng, flag, top, _u(rng, 0.03, 0.2)), _line(rng, top, (0.32 + _u(rng, -0.08, 0.05), 1.0), 0.03)]
+    stroke = _line(rng, flag, top, _u(rng, 0.03, 0.2))
+    if rng.random() < 0.25:  # the pen dips just after it lands, then rises to the top
+        start = (flag[0] - _u(rng, 0.0, 0.06), flag[1] - _u(rng, 0.04, 0.12))
+        stroke = (_pts(start, flag, ((flag[0] + top[0]) / 2 + 0.02, (flag[1] + top[1]) / 2 + 0.03), top), True)
+    strokes = [stroke, _line(rng, top, (0.32 + _u(rng, -0.08, 0.05), 1.0), 0.03)]
     return strokes + _one_foot(rng, strokes[-1][0][-1])
 
 
@@ -164,6 +168,24 @@ def _four_open(rng):
         corner = _pts((top_x, 0.0), (0.03, bar_y - 0.1), (0.12, bar_y), bar_end)
         return [(corner, True), stem]
     return [_line(rng, (top_x, 0.0), (0.02, bar_y)), _line(rng, (0.02, bar_y), bar_end), stem]
+
+
+def _four_c(rng):
+    """An open 4 whose left arm bows out like a ``(`` and rounds into a low bar, with the
+    stem starting well below the arm's top and crossing the bar: the 4 that a model
+    trained on US digits reads as a 6 (seen on the CROHME tune half)."""
+    bar_y = _u(rng, 0.55, 0.8)
+    stem_x = _u(rng, 0.42, 0.58)
+    top_x = _u(rng, 0.1, 0.28)
+    arm = _pts(
+        (top_x, 0.0),
+        (_u(rng, -0.04, 0.05), bar_y * 0.55),
+        (_u(rng, 0.04, 0.12), bar_y),
+        (stem_x, bar_y + _u(rng, -0.05, 0.05)),
+        (stem_x + _u(rng, 0.08, 0.25), bar_y + _u(rng, -0.1, 0.03)),
+    )
+    stem_top = (stem_x + _u(rng, -0.03, 0.06), _u(rng, 0.05, bar_y - 0.15))
+    return [(arm, True), _line(rng, stem_top, (stem_x + _u(rng, -0.06, 0.03), 1.0), 0.04)]
 
 
 def _five(rng):
@@ -282,6 +304,8 @@ def _paren_hooked(rng):
     lean = _u(rng, -0.08, 0.08)
     hook = _u(rng, 0.08, 0.3)
     top_hook, bottom_hook = hook * _u(rng, 0.3, 1.2), hook * _u(rng, 0.3, 1.2)
+    if rng.random() < 0.25:  # a foot that runs out to the right, like a rounded L
+        bottom_hook = _u(rng, 0.3, 0.5)
     body = _pts(
         (0.1 + top_hook, 0.0), (0.1, _u(rng, 0.1, 0.22)), (0.1 + lean / 2, 0.5), (0.1 + lean, _u(rng, 0.78, 0.9)), (0.1 + lean + bottom_hook, 1.0)
     )
@@ -314,7 +338,7 @@ STYLES: dict[str, list[StyleFn]] = {
     "1": [_one_plain, _one_flag, _one_flag, _one_base],
     "2": [_two],
     "3": [_three],
-    "4": [_four_closed, _four_open, _four_open, _four_cursive, _four_u, _four_u],
+    "4": [_four_closed, _four_open, _four_open, _four_cursive, _four_u, _four_u, _four_c, _four_c],
     "5": [_five],
     "6": [_six],
     "7": [_seven],
