@@ -36,6 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="default: 14, or 1 with --small")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--label-smoothing", type=float, default=0.0,
+                        help="spread this much of each target over the other classes: softer, less overconfident probabilities for the decoder")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--width", type=int, default=32, help="filters of the first conv block (inference cost grows with its square)")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("TF_NUM_THREADS", "0")), help="TF threads (0: all cores)")
@@ -169,19 +171,20 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. Model.
     model = build_model(width=args.width)
-    model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=["accuracy"],
-    )
+    if args.label_smoothing:  # Keras smooths only one-hot targets
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing)
+        fit_train, fit_val = keras.utils.to_categorical(y_train, NUM_CLASSES), keras.utils.to_categorical(y_val, NUM_CLASSES)
+    else:
+        loss, fit_train, fit_val = keras.losses.SparseCategoricalCrossentropy(), y_train, y_val
+    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss=loss, metrics=["accuracy"])
 
     # 3. Train, checkpointing every epoch so that --resume can continue.
     run_dir.mkdir(parents=True, exist_ok=True)
     print(f"run {run_id}: checkpoints in {run_dir}", flush=True)
     model.fit(
         x_train,
-        y_train,
-        validation_data=(x_val, y_val),
+        fit_train,
+        validation_data=(x_val, fit_val),
         epochs=epochs,
         batch_size=args.batch_size,
         class_weight=class_weight,
@@ -227,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             "epochs": epochs,
             "batch_size": args.batch_size,
             "learning_rate": args.learning_rate,
+            "label_smoothing": args.label_smoothing,
             "seed": args.seed,
             "width": args.width,
             "class_weight": class_weight,
