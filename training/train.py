@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from training import dataset, validate_real
+from workers.pipeline import calibration
 from workers.pipeline.preprocess import PREPROCESS_CONFIG
 from workers.pipeline.symbols import CLASSES, DISPLAY, NUM_CLASSES
 
@@ -201,7 +202,17 @@ def main(argv: list[str] | None = None) -> int:
     # 4. Evaluate on held-out data and on real handwriting.
     test_metrics, y_test, predicted = held_out_metrics(model, arrays)
     print("held-out test: " + json.dumps({k: round(v, 4) for k, v in test_metrics.items() if k.endswith("accuracy")}), flush=True)
-    metrics = {"test": test_metrics, "validation_accuracy": float((predict(model, x_val).argmax(1) == y_val).mean())}
+    val_probabilities = predict(model, x_val)
+    metrics = {"test": test_metrics, "validation_accuracy": float((val_probabilities.argmax(1) == y_val).mean())}
+    # Honest confidences for the decoder and the pictures (see workers.pipeline.calibration).
+    temperature = calibration.fit_temperature(val_probabilities, y_val)
+    calibrated = {
+        "temperature": temperature,
+        "fitted_on": "validation split",
+        "validation_nll_before": calibration.negative_log_likelihood(val_probabilities, y_val),
+        "validation_nll_after": calibration.negative_log_likelihood(calibration.apply_temperature(val_probabilities, temperature), y_val),
+    }
+    print(f"calibration: temperature {temperature}", flush=True)
     if (args.real_data / "symbols" / "manifest.csv").exists():
         print("validating on real handwriting ...", flush=True)
         real = validate_real.evaluate(lambda b: model(b, training=False).numpy(), validate_real.load_symbols(args.real_data))
@@ -236,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             "class_weight": class_weight,
         },
         "preprocess": PREPROCESS_CONFIG,
+        "calibration": calibrated,
         "dataset": data_provenance,
         "versions": {
             "python": platform.python_version(),

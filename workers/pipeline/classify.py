@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workers.pipeline.calibration import apply_temperature
 from workers.pipeline.preprocess import INPUT_SIZE
 from workers.pipeline.symbols import CLASSES
 
@@ -51,6 +52,8 @@ class SymbolClassifier:
         if tuple(labels) != CLASSES:
             raise ValueError(f"model {self.version} has classes {labels}, the pipeline expects {list(CLASSES)}")
         model = registry.load_model(self.version, models_root)
+        config = registry.describe(self.version, models_root)["config"] or {}
+        self.temperature = float((config.get("calibration") or {}).get("temperature", 1.0))
         self._function = tf.function(
             lambda batch: model(batch, training=False),
             input_signature=[tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, 1], tf.float32)],
@@ -69,12 +72,12 @@ class SymbolClassifier:
             return np.zeros((0, len(CLASSES)), np.float32)
         batch = np.asarray(batch, dtype=np.float32)
         if self._lite is not None:
-            return self._lite(batch)
-        return self._graph(self._to_tensor(batch)).numpy()
+            return apply_temperature(self._lite(batch), self.temperature)
+        return apply_temperature(self._graph(self._to_tensor(batch)).numpy(), self.temperature)
 
     def predict_with_tensorflow(self, batch: np.ndarray) -> np.ndarray:
         """The traced TensorFlow graph, bypassing LiteRT: what the LiteRT path is checked against."""
-        return self._graph(self._to_tensor(np.asarray(batch, dtype=np.float32))).numpy()
+        return apply_temperature(self._graph(self._to_tensor(np.asarray(batch, dtype=np.float32))).numpy(), self.temperature)
 
 
 class _LiteModel:
