@@ -15,11 +15,11 @@ from training.train import predict
 from workers.pipeline.symbols import OPERATORS
 
 # Regression floors: the committed model's measured figures, rounded down.
-# v0008 measured: MNIST 0.9685, operators 0.9917, lowest real operator `(` 0.9349,
-# real digits 0.9661, real all 0.9697.
+# v0010 measured: MNIST 0.9720, operators 0.9914, lowest real operator `(` 0.9528,
+# real digits 0.9716, real all 0.9739.
 # The operator floor moved down once, from 0.92 to 0.91 (v0006 traded the report half's `(`
-# for every other figure, chosen on the tune half); v0008 raises it to 0.93.
-FLOORS = {"mnist": 0.965, "operators": 0.99, "real_operator_each": 0.93, "real_digits_mean": 0.96, "real_all": 0.965}
+# for every other figure, chosen on the tune half); v0008 and v0010 raised it again.
+FLOORS = {"mnist": 0.97, "operators": 0.99, "real_operator_each": 0.95, "real_digits_mean": 0.97, "real_all": 0.97}
 
 pytestmark = pytest.mark.slow
 
