@@ -6,6 +6,8 @@ LiteRT interpreter (in memory, at load): every page costs one call whatever its
 number of symbols (no ``model.predict`` per symbol). For a canvas line's ten
 crops LiteRT takes 1.2 ms where the TensorFlow graph takes 1.7 ms, with the same
 probabilities to 1e-6 (tested). Should a model not convert, the graph serves.
+Either way the probabilities are scaled by the version's fitted temperature
+(:mod:`workers.pipeline.calibration`), so that confidences mean what they say.
 TensorFlow is imported here and only here in the pipeline.
 """
 from __future__ import annotations

@@ -250,7 +250,7 @@ def _merge_touching_bars(groups: list[list[int]], boxes: list[Box], line_height:
     """Join a flat stroke that touches a neighbour at its own height: a pen lift in the
     bar of a ``+`` or ``=``. Should it really be a minus written too close, the merged
     group is wide and gets split proposals, so the decoder can still read it apart.
-    A small ``+`` is short too, but not flat: it stays a symbol of its own."""
+    A small ``+`` or ``=`` is short too, but not flat: it stays a symbol of its own."""
     merged = [list(g) for g in groups]
     index = 0
     while index < len(merged):
