@@ -27,3 +27,11 @@ def test_the_fitted_temperature_is_the_one_the_labels_were_drawn_with():
     temperature = fit_temperature(model, labels)
     assert abs(temperature - 0.5) <= 0.05
     assert negative_log_likelihood(apply_temperature(model, temperature), labels) < negative_log_likelihood(model, labels)
+
+
+def test_a_temperature_that_is_not_positive_is_refused():
+    import pytest
+
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="positive"):
+            apply_temperature(np.full((1, 16), 1 / 16), bad)

@@ -117,15 +117,16 @@ def test_a_small_plus_high_beside_a_digit_and_a_small_equals_touching_one_stay_s
     cv2.ellipse(ink, (82, 38), (18, 16), 0, 180, 360, 255, 4)  # 2: the bowl...
     cv2.line(ink, (100, 38), (64, 88), 255, 4)  # ...the diagonal...
     cv2.line(ink, (64, 88), (104, 88), 255, 4)  # ...and the base
-    cv2.line(ink, (250, 58), (270, 58), 255, 4)  # = : upper bar
-    cv2.line(ink, (250, 68), (284, 68), 255, 4)  # = : lower bar, running into the 4
-    cv2.line(ink, (300, 20), (284, 68), 255, 4)  # 4
-    cv2.line(ink, (284, 68), (320, 68), 255, 4)
-    cv2.line(ink, (308, 40), (308, 90), 255, 4)
+    cv2.line(ink, (244, 58), (265, 58), 255, 4)  # = : upper bar
+    cv2.line(ink, (244, 68), (265, 68), 255, 4)  # = : lower bar, ending 3 px short of the 4
+    cv2.line(ink, (288, 20), (272, 68), 255, 4)  # 4
+    cv2.line(ink, (272, 68), (308, 68), 255, 4)
+    cv2.line(ink, (296, 40), (296, 90), 255, 4)
     (line,) = find_lines(clean_page(ink).binary)
-    lefts = [g.whole.box[0] for g in line.groups]
-    assert any(30 <= x <= 40 for x in lefts), [g.whole.box for g in line.groups]  # the + alone
-    assert any(60 <= x <= 66 for x in lefts), [g.whole.box for g in line.groups]  # the 2 alone
+    boxes = [g.whole.box for g in line.groups]
+    assert any(30 <= x <= 40 for x, _, _, _ in boxes), boxes  # the + alone
+    assert any(60 <= x <= 66 for x, _, _, _ in boxes), boxes  # the 2 alone
+    assert any(240 <= x <= 244 and w < 30 for x, _, w, _ in boxes), boxes  # the = alone, not joined to the 4
 
 
 @pytest.mark.parametrize("reach", [4, 8, 12])

@@ -55,7 +55,9 @@ class SymbolClassifier:
             raise ValueError(f"model {self.version} has classes {labels}, the pipeline expects {list(CLASSES)}")
         model = registry.load_model(self.version, models_root)
         config = registry.describe(self.version, models_root)["config"] or {}
-        self.temperature = float((config.get("calibration") or {}).get("temperature", 1.0))
+        self.temperature = float((config.get("calibration") or {}).get("temperature") or 1.0)
+        if not self.temperature > 0:
+            raise ValueError(f"model {self.version} has calibration temperature {self.temperature}; it must be positive")
         self._function = tf.function(
             lambda batch: model(batch, training=False),
             input_signature=[tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, 1], tf.float32)],
