@@ -194,3 +194,7 @@ def load_model(version: str | None = None, root: Path | None = None):
 
 def load_labels(version: str, root: Path | None = None) -> list[str]:
     return json.loads((version_dir(version, root) / "labels.json").read_text())["classes"]
+
+
+def load_config(version: str, root: Path | None = None) -> dict:
+    return json.loads((version_dir(version, root) / "config.json").read_text())

@@ -1,7 +1,7 @@
 """Temperature scaling of the classifier's probabilities (no model involved)."""
 import numpy as np
 
-from workers.pipeline.calibration import apply_temperature, fit_temperature, negative_log_likelihood
+from workers.pipeline.calibration import apply_temperature, fit_temperature, negative_log_likelihood, temperature_of
 
 
 def _softmax(logits):
@@ -35,3 +35,13 @@ def test_a_temperature_that_is_not_positive_is_refused():
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="positive"):
             apply_temperature(np.full((1, 16), 1 / 16), bad)
+
+
+def test_a_versions_temperature_is_read_from_its_config_and_must_be_positive():
+    import pytest
+
+    assert temperature_of({"calibration": {"temperature": 0.56}}) == 0.56
+    assert temperature_of({}) == 1.0 and temperature_of({"calibration": None}) == 1.0  # fitted none
+    for bad in (0, -0.5):  # a zero must not pass for "none"
+        with pytest.raises(ValueError, match="positive"):
+            temperature_of({"calibration": {"temperature": bad}})

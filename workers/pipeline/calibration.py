@@ -21,6 +21,16 @@ import numpy as np
 _FLOOR = float(np.finfo(np.float32).tiny)  # log(0) guard that stays ~0 after any scaling
 
 
+def temperature_of(config: dict) -> float:
+    """A version's fitted temperature from its ``config.json``; 1 for a version fitted none."""
+    temperature = (config.get("calibration") or {}).get("temperature")
+    if temperature is None:
+        return 1.0
+    if not float(temperature) > 0:
+        raise ValueError(f"a calibration temperature must be positive, not {temperature!r}")
+    return float(temperature)
+
+
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """Probabilities as if the logits had been divided by ``temperature``."""
     if not temperature > 0:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.pipeline.calibration import apply_temperature
+from workers.pipeline.calibration import apply_temperature, temperature_of
 from workers.pipeline.preprocess import INPUT_SIZE
 from workers.pipeline.symbols import CLASSES
 
@@ -54,10 +54,7 @@ class SymbolClassifier:
         if tuple(labels) != CLASSES:
             raise ValueError(f"model {self.version} has classes {labels}, the pipeline expects {list(CLASSES)}")
         model = registry.load_model(self.version, models_root)
-        config = registry.describe(self.version, models_root)["config"] or {}
-        self.temperature = float((config.get("calibration") or {}).get("temperature") or 1.0)
-        if not self.temperature > 0:
-            raise ValueError(f"model {self.version} has calibration temperature {self.temperature}; it must be positive")
+        self.temperature = temperature_of(registry.load_config(self.version, models_root))
         self._function = tf.function(
             lambda batch: model(batch, training=False),
             input_signature=[tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, 1], tf.float32)],
