@@ -50,6 +50,28 @@ def test_a_base64_canvas_in_json_with_a_written_answer_is_checked(stack):
     assert (line["expression"], line["value"], line["answer"], line["correct"]) == ("7*8", 56, 54, False)
 
 
+def test_a_jobs_written_out_representation_equals_drfs_generic_one(stack):
+    """JobSerializer writes its fields out for speed; DRF's ModelSerializer path is the reference."""
+    from rest_framework import serializers
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from webapp.recognition.api.serializers import JobSerializer
+    from webapp.recognition.models import Job
+
+    client = stack.client()
+    ids = [client.wait(client.submit(line_png(text, seed=1)).headers["Location"])["id"] for text in ("12+3*4", "7+")]
+    batch = client.post(stack.api("batches/"), files=[("files", ("p.png", line_png("6*7", 2), "image/png"))]).json()
+    request = Request(APIRequestFactory().get("/api/v1/jobs/", HTTP_HOST="127.0.0.1"))
+    jobs = list(Job.objects.filter(pk__in=ids)) + list(Job.objects.filter(batch_id=batch["id"]))
+    assert {job.status for job in jobs} >= {"succeeded", "failed"} and any(job.batch_id for job in jobs)
+    for job in jobs:
+        serializer = JobSerializer(job, context={"request": request})
+        generic = serializers.ModelSerializer.to_representation(serializer, job)
+        assert serializer.data == dict(generic)
+        assert list(serializer.data) == list(generic)  # the same order of keys too
+
+
 def test_jobs_are_listed_newest_first_with_a_cursor_and_a_status_filter(stack):
     client = stack.client()
     urls = [client.submit(line_png(text, seed=3)).headers["Location"] for text in ("6*7", "7*8=56", "12+3*4")]

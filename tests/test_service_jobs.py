@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import subprocess
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -78,6 +79,32 @@ def test_a_stale_attempt_can_neither_claim_a_live_job_nor_overwrite_a_newer_atte
     job.refresh_from_db()
     assert (job.status, job.result, job.model_version, job.attempts, job.steps) == ("succeeded", {"fresh": True}, "new", 2, {})
     assert services.claim_job(job.id) is None  # finished jobs are never run again
+
+
+@pytest.mark.parametrize("claim", ["_claim_returning", "_claim_then_read"])
+def test_both_ways_of_claiming_take_the_same_jobs(stack, claim):
+    """PostgreSQL claims with one UPDATE ... RETURNING; other databases (SQLite) with the ORM."""
+    from django.db.models import F
+    from django.utils import timezone
+
+    from webapp.recognition import services
+    from webapp.recognition.models import Job
+
+    claim = getattr(services, claim)
+    client = stack.client()
+    later = timezone.now() + timedelta(hours=1)  # so the sweep leaves these to the test
+    queued = _stored_job(client, "6*7", 1, enqueued_at=later)
+    job = claim(queued.id, uuid.uuid4())
+    assert (job.id, job.status, job.attempts, job.source_name) == (queued.id, "running", 1, "6*7.png")
+    assert job.lease_expires_at > job.started_at and job.image.name == queued.image.name
+    assert claim(queued.id, uuid.uuid4()) is None  # leased
+    Job.objects.filter(pk=queued.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert claim(queued.id, uuid.uuid4()).attempts == 2  # the lease ran out
+    Job.objects.filter(pk=queued.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1), attempts=F("max_attempts"))
+    assert claim(queued.id, uuid.uuid4()) is None  # no attempts left
+    for status in ("succeeded", "failed"):
+        assert claim(_stored_job(client, "6*7", 1, enqueued_at=later, status=status).id, uuid.uuid4()) is None
+    assert claim(uuid.uuid4(), uuid.uuid4()) is None  # gone
 
 
 def test_a_submit_while_the_broker_is_down_is_accepted_and_run_later(stack):

@@ -2,21 +2,30 @@
 
 Without this, every client polls, and at load most of the web's work is answering
 "not yet". The worker that finishes a job publishes on a Redis channel named after the
-job; a web thread waiting on that job is subscribed to it.
+job, after its result is committed.
 
-The database stays the truth. The worker also leaves a marker key for MARKER_SECONDS, which
-the waiter reads after subscribing, so a job that finished just before is not missed without
-a database query; the waiter reads the job from the database when woken, and every
-RECHECK_S in any case (so a lost message costs at most that). With no Redis (the embedded
-``make run`` stack) it checks the database every POLL_S. Waiters per web process are capped, so waits never take every thread.
+Each web process holds ONE subscription to every job's channel (a pattern), read by one
+listener thread that hands each announcement to the threads waiting on that job. A
+subscription per waiting request would cost a connection, a SUBSCRIBE and a teardown
+per request, which at load was a good part of the web's work. The listener also
+remembers the jobs announced in the last RECENT_S, so a job that finished between the
+caller's read and the wait is not missed and needs no query.
+
+The database stays the truth: a waiter also asks it every RECHECK_S (so an announcement
+lost while the listener reconnects costs at most that), and every POLL_S while the
+listener is not subscribed. With no Redis (the embedded ``make run`` stack) it checks the
+database every POLL_S. Waiters per web process are capped, so waits never take every thread.
 """
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from collections import OrderedDict
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, Iterator
 
 import redis
 from django.conf import settings
@@ -25,22 +34,24 @@ log = logging.getLogger(__name__)
 
 RECHECK_S = 1.0
 """With Redis: how often a waiter also asks the database (a lost message costs at most this)."""
-MARKER_SECONDS = 120
-"""How long the 'finished' marker outlives the job's end, for waiters that subscribe late."""
 POLL_S = 0.2
-"""Without Redis: how often a waiter asks the database."""
+"""Without Redis, or while the listener is not subscribed: how often a waiter asks the database."""
+RECENT_S = 30.0
+"""How long the listener remembers an announced job, for waiters that arrive just after it."""
+CHANNEL_PREFIX = "job-finished:"  # job IDs are UUIDs: no clash between deployments on one Redis
 
 
 def _channel(job_id) -> str:
-    return f"job-finished:{job_id}"  # job IDs are UUIDs: no clash between deployments on one Redis
+    return f"{CHANNEL_PREFIX}{job_id}"
 
 
-_marker = _channel  # the marker key and the channel share the name (keys and channels are apart in Redis)
+def _redis_url() -> str:
+    return settings.JOB_EVENTS_REDIS_URL
 
 
 @lru_cache(maxsize=1)
 def _client() -> redis.Redis | None:
-    url = settings.JOB_EVENTS_REDIS_URL
+    url = _redis_url()
     return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5) if url else None
 
 
@@ -55,16 +66,100 @@ def announce_finished(job_id) -> None:
     if client is None:
         return
     try:
-        client.pipeline(transaction=False).set(_marker(job_id), b"1", ex=MARKER_SECONDS).publish(_channel(job_id), b"finished").execute()
+        client.publish(_channel(job_id), b"finished")
     except redis.RedisError as error:
         log.warning("could not announce job %s finished: %s", job_id, error)
 
 
+class Listener:
+    """This process's one subscription to every job's channel, shared by its waiting threads."""
+
+    RECONNECT_S = 1.0
+
+    def __init__(self, url: str):
+        # No socket timeout: the connection idles between announcements; health checks
+        # (a PING every HEALTH_CHECK_S on a quiet connection) find a dead one.
+        self._client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=None, socket_keepalive=True,
+                                            health_check_interval=10)
+        self._lock = threading.Lock()
+        self._waiting: dict[str, set[threading.Event]] = {}
+        self._recent: OrderedDict[str, float] = OrderedDict()  # job id -> when announced, oldest first
+        self.subscribed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="job-events", daemon=True)
+        self._thread.start()
+
+    @contextmanager
+    def watch(self, job_id) -> Iterator[threading.Event]:
+        """An event set when the job is announced (already set if it was, within RECENT_S)."""
+        key, event = str(job_id), threading.Event()
+        with self._lock:
+            if key in self._recent:
+                event.set()
+            self._waiting.setdefault(key, set()).add(event)
+        try:
+            yield event
+        finally:
+            with self._lock:
+                events = self._waiting.get(key)
+                if events is not None:
+                    events.discard(event)
+                    if not events:
+                        del self._waiting[key]
+
+    def _announced(self, job_id: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._recent[job_id] = now
+            self._recent.move_to_end(job_id)
+            while self._recent and next(iter(self._recent.values())) < now - RECENT_S:
+                self._recent.popitem(last=False)
+            for event in self._waiting.get(job_id, ()):
+                event.set()
+
+    def _run(self) -> None:
+        while True:
+            subscription = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                subscription.psubscribe(CHANNEL_PREFIX + "*")
+                self.subscribed.set()
+                while True:
+                    message = subscription.get_message(timeout=1.0)
+                    if message is not None and message["type"] == "pmessage":
+                        channel = message["channel"].decode()
+                        self._announced(channel[len(CHANNEL_PREFIX):])
+            except Exception as error:  # Redis went away: waiters fall back to the database until it is back
+                self.subscribed.clear()
+                log.warning("job announcements unavailable, retrying in %.0fs: %s", self.RECONNECT_S, error)
+                time.sleep(self.RECONNECT_S)
+            finally:
+                try:
+                    subscription.close()
+                except Exception:
+                    pass
+
+
+_listener_lock = threading.Lock()
+_listeners: dict[int, Listener] = {}  # by process ID: a forked child starts its own
+
+
+def _listener() -> Listener | None:
+    url = _redis_url()
+    if not url:
+        return None
+    with _listener_lock:
+        listener = _listeners.get(os.getpid())
+        if listener is None:
+            listener = _listeners[os.getpid()] = Listener(url)
+            listener.subscribed.wait(2.0)  # the first waiter of a process: do not miss what finishes next
+        return listener
+
+
 def wait_until_finished(job_id, timeout: float, is_finished: Callable[[], bool]) -> bool:
-    """Block up to ``timeout`` seconds until ``is_finished()``; returns its last answer.
+    """Block up to ``timeout`` seconds until ``is_finished()``; returns its last answer
+    (True at once when the job's announcement comes: it is sent after the result is committed).
 
     Call it for a job just read as not finished: a finish since then is seen through the
-    marker, without asking ``is_finished`` first.
+    listener's memory of recent announcements, without asking ``is_finished`` first.
 
     When every waiting slot of this process is taken it returns at once: the client
     gets the job as it is and asks again, rather than the web running out of threads.
@@ -72,40 +167,22 @@ def wait_until_finished(job_id, timeout: float, is_finished: Callable[[], bool])
     if timeout <= 0 or not _slots().acquire(blocking=False):
         return is_finished()
     try:
-        return _wait(job_id, time.monotonic() + timeout, is_finished)
+        deadline = time.monotonic() + timeout
+        listener = _listener()
+        if listener is None:
+            return _wait_polling(deadline, is_finished)
+        with listener.watch(job_id) as announced:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return is_finished()
+                interval = RECHECK_S if listener.subscribed.is_set() else POLL_S
+                if announced.wait(min(remaining, interval)):
+                    return True
+                if is_finished():  # the periodic check: an announcement can be lost
+                    return True
     finally:
         _slots().release()
-
-
-def _wait(job_id, deadline: float, is_finished: Callable[[], bool]) -> bool:
-    subscription = _subscribe(job_id)
-    if subscription is None:
-        return _wait_polling(deadline, is_finished)
-    try:
-        if _marked(job_id):  # finished between the caller's read and the subscription
-            return is_finished()
-        next_check = time.monotonic() + RECHECK_S
-        while True:
-            now = time.monotonic()
-            if now >= deadline:
-                return is_finished()
-            until = min(deadline, next_check)
-            try:
-                # None also comes back at once for the subscription's own confirmation: only an
-                # announcement or RECHECK_S gone by is worth a database read.
-                message = subscription.get_message(timeout=max(0.0, until - now))
-            except redis.RedisError:
-                subscription.close()
-                subscription = None  # Redis went away mid-wait: keep checking the database
-                return _wait_polling(deadline, is_finished)
-            if message is None and time.monotonic() < until:
-                continue
-            if is_finished():  # woken by the announcement, or the periodic check
-                return True
-            next_check = time.monotonic() + RECHECK_S
-    finally:
-        if subscription is not None:
-            subscription.close()
 
 
 def _wait_polling(deadline: float, is_finished: Callable[[], bool]) -> bool:
@@ -115,23 +192,3 @@ def _wait_polling(deadline: float, is_finished: Callable[[], bool]) -> bool:
             return False
         time.sleep(min(remaining, POLL_S))
     return True
-
-
-def _marked(job_id) -> bool:
-    try:
-        return bool(_client().exists(_marker(job_id)))
-    except redis.RedisError:
-        return True  # unknown: let the database answer
-
-
-def _subscribe(job_id):
-    client = _client()
-    if client is None:
-        return None
-    try:
-        subscription = client.pubsub(ignore_subscribe_messages=True)
-        subscription.subscribe(_channel(job_id))
-        return subscription
-    except redis.RedisError as error:
-        log.warning("waiting for job %s without Redis: %s", job_id, error)
-        return None
