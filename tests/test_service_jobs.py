@@ -90,13 +90,17 @@ def test_both_ways_of_claiming_take_the_same_jobs(stack, claim):
     from webapp.recognition import services
     from webapp.recognition.models import Job
 
+    from django.conf import settings
+
     claim = getattr(services, claim)
     client = stack.client()
     later = timezone.now() + timedelta(hours=1)  # so the sweep leaves these to the test
     queued = _stored_job(client, "6*7", 1, enqueued_at=later)
-    job = claim(queued.id, uuid.uuid4())
+    token = uuid.uuid4()
+    job = claim(queued.id, token)
     assert (job.id, job.status, job.attempts, job.source_name) == (queued.id, "running", 1, "6*7.png")
-    assert job.lease_expires_at > job.started_at and job.image.name == queued.image.name
+    assert job.lease_expires_at - job.started_at == timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    assert job.image.name == queued.image.name and Job.objects.get(pk=queued.id).attempt_token == job.attempt_token == token
     assert claim(queued.id, uuid.uuid4()) is None  # leased
     Job.objects.filter(pk=queued.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     assert claim(queued.id, uuid.uuid4()).attempts == 2  # the lease ran out
@@ -249,6 +253,36 @@ def test_a_submission_can_wait_for_its_own_result(stack):
     refused = client.submit(line_png("6*7", 1), params={"wait": "soon"})
     assert refused.status_code == 400 and refused.json()["error"]["field"] == "wait"
     assert Job.objects.filter(owner=client.user).count() == before  # nothing stored
+
+
+def test_a_job_announced_just_before_the_wait_is_seen_at_once_and_other_deployments_are_not_heard(stack, monkeypatch):
+    import threading
+    import time
+
+    import redis
+    from django.conf import settings
+
+    from webapp.recognition import job_events
+
+    monkeypatch.setattr(job_events, "RECHECK_S", 60.0)  # only an announcement can end these waits early
+    early = uuid.uuid4()
+    job_events.wait_until_finished(uuid.uuid4(), 0.01, lambda: False)  # this process's listener is up
+    job_events.announce_finished(early)  # finished between the caller's read and its wait
+    time.sleep(0.3)
+    begun = time.monotonic()
+    assert job_events.wait_until_finished(early, 20, lambda: False) is True
+    assert time.monotonic() - begun < 1
+
+    # The same job ID announced under another deployment's prefix, on the same Redis, wakes nobody.
+    other = uuid.uuid4()
+    client = redis.Redis.from_url(settings.JOB_EVENTS_REDIS_URL)
+    assert settings.JOB_EVENTS_PREFIX  # the stack has its own
+    timer = threading.Timer(0.3, lambda: client.publish(f"someone-else:job-finished:{other}", b"finished"))
+    timer.start()
+    begun = time.monotonic()
+    assert job_events.wait_until_finished(other, 1.5, lambda: False) is False
+    assert time.monotonic() - begun >= 1.5
+    timer.join()
 
 
 def test_a_waiting_request_is_woken_by_the_redis_announcement_not_by_its_recheck(stack, monkeypatch):

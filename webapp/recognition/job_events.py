@@ -36,13 +36,23 @@ RECHECK_S = 1.0
 """With Redis: how often a waiter also asks the database (a lost message costs at most this)."""
 POLL_S = 0.2
 """Without Redis, or while the listener is not subscribed: how often a waiter asks the database."""
-RECENT_S = 30.0
-"""How long the listener remembers an announced job, for waiters that arrive just after it."""
-CHANNEL_PREFIX = "job-finished:"  # job IDs are UUIDs: no clash between deployments on one Redis
+RECENT_S = 5.0
+"""How long the listener remembers an announced job, for a waiter that arrives just after
+it (the gap between the caller's read and the wait: milliseconds)."""
+SILENT_S = 15.0
+"""A subscription that has heard nothing, not even its own PINGs' answers, for this long is
+taken for dead (a Redis host gone without closing the socket) and made again."""
+PING_S = 5.0
+
+
+def _channel_prefix() -> str:
+    # The deployment's broker key prefix: channels ignore Redis database numbers, and one
+    # process should hear only its own deployment's jobs.
+    return f"{settings.JOB_EVENTS_PREFIX}job-finished:"
 
 
 def _channel(job_id) -> str:
-    return f"{CHANNEL_PREFIX}{job_id}"
+    return f"{_channel_prefix()}{job_id}"
 
 
 def _redis_url() -> str:
@@ -77,10 +87,10 @@ class Listener:
     RECONNECT_S = 1.0
 
     def __init__(self, url: str):
-        # No socket timeout: the connection idles between announcements; health checks
-        # (a PING every HEALTH_CHECK_S on a quiet connection) find a dead one.
-        self._client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=None, socket_keepalive=True,
-                                            health_check_interval=10)
+        # No socket timeout: the connection idles between announcements. Its own PINGs every
+        # PING_S, and SILENT_S without any answer, tell a dead one.
+        self._client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=None, socket_keepalive=True)
+        self._prefix = _channel_prefix()
         self._lock = threading.Lock()
         self._waiting: dict[str, set[threading.Event]] = {}
         self._recent: OrderedDict[str, float] = OrderedDict()  # job id -> when announced, oldest first
@@ -116,22 +126,35 @@ class Listener:
             for event in self._waiting.get(job_id, ()):
                 event.set()
 
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def _run(self) -> None:
         while True:
-            subscription = self._client.pubsub(ignore_subscribe_messages=True)
+            subscription = self._client.pubsub()
             try:
-                subscription.psubscribe(CHANNEL_PREFIX + "*")
-                self.subscribed.set()
+                subscription.psubscribe(self._prefix + "*")
+                heard = pinged = time.monotonic()
                 while True:
                     message = subscription.get_message(timeout=1.0)
-                    if message is not None and message["type"] == "pmessage":
-                        channel = message["channel"].decode()
-                        self._announced(channel[len(CHANNEL_PREFIX):])
+                    now = time.monotonic()
+                    if message is not None:
+                        heard = now
+                        if message["type"] == "psubscribe":
+                            self.subscribed.set()  # confirmed by Redis: from here on nothing is missed
+                        elif message["type"] == "pmessage":
+                            self._announced(message["channel"].decode()[len(self._prefix):])
+                    if now - heard > SILENT_S:
+                        raise ConnectionError(f"no answer from Redis for {SILENT_S:.0f}s")
+                    if now - pinged > PING_S:
+                        subscription.ping()
+                        pinged = now
             except Exception as error:  # Redis went away: waiters fall back to the database until it is back
                 self.subscribed.clear()
                 log.warning("job announcements unavailable, retrying in %.0fs: %s", self.RECONNECT_S, error)
                 time.sleep(self.RECONNECT_S)
             finally:
+                self.subscribed.clear()
                 try:
                     subscription.close()
                 except Exception:
@@ -148,10 +171,10 @@ def _listener() -> Listener | None:
         return None
     with _listener_lock:
         listener = _listeners.get(os.getpid())
-        if listener is None:
+        if listener is None or not listener.alive():
             listener = _listeners[os.getpid()] = Listener(url)
-            listener.subscribed.wait(2.0)  # the first waiter of a process: do not miss what finishes next
-        return listener
+    listener.subscribed.wait(2.0)  # a new listener: do not miss what finishes next (at once when subscribed)
+    return listener
 
 
 def wait_until_finished(job_id, timeout: float, is_finished: Callable[[], bool]) -> bool:

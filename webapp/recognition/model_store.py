@@ -57,7 +57,8 @@ def active_version() -> str:
 
 
 _ACTIVE_SQL = "SELECT {version} FROM {table} ORDER BY id DESC LIMIT 1".format(
-    version=ModelPointer._meta.get_field("version").column, table=ModelPointer._meta.db_table
+    version=connection.ops.quote_name(ModelPointer._meta.get_field("version").column),
+    table=connection.ops.quote_name(ModelPointer._meta.db_table),
 )
 
 

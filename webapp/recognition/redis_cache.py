@@ -2,8 +2,8 @@
 
 Django's backend builds a new ``redis.Redis`` for every get and set. Since redis-py 5 each
 one fills its own table of response callbacks, which costs more than the command it
-sends; a request that authenticates, is throttled and waits did three of them. A client
-is safe to share between threads, and the pool (its connections) was shared already.
+sends; a request that authenticates, is throttled and waits did three of them. (Django
+gives each thread its own cache object, so each thread keeps its own clients and pools.)
 """
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ class SharedClientRedisCacheClient(RedisCacheClient):
         self._clients = {}  # pool index -> its one client
 
     def get_client(self, key=None, *, write=False):
-        index = self._get_connection_pool_index(write)
+        index = self._get_connection_pool_index(write)  # random among replicas: chosen once, here
         client = self._clients.get(index)
         if client is None:
-            client = self._clients.setdefault(index, self._client(connection_pool=self._get_connection_pool(write)))
+            if index not in self._pools:
+                self._pools[index] = self._pool_class.from_url(self._servers[index], **self._pool_options)
+            client = self._clients[index] = self._client(connection_pool=self._pools[index])
         return client
 
 

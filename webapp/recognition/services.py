@@ -20,7 +20,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, router, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -147,7 +147,7 @@ def enqueue(job_ids: list, marked: bool = False) -> int:
             log.warning("could not enqueue job %s; the sweep will retry", job_id, exc_info=True)
             break
         sent.append(job_id)
-    unsent = [job_id for job_id in job_ids if job_id not in sent]
+    unsent = job_ids[len(sent):]  # sending stops at the first refusal
     if marked and unsent:
         Job.objects.filter(pk__in=unsent).update(enqueued_at=None)
     elif not marked and sent:
@@ -179,7 +179,8 @@ def _claimable(now) -> Q:
 def claim_job(job_id) -> Claim | None:
     """Take the job for one attempt, or None when it is finished, leased to another worker, or gone."""
     token = uuid.uuid4()
-    job = _claim_returning(job_id, token) if connection.vendor == "postgresql" else _claim_then_read(job_id, token)
+    database = router.db_for_write(Job)
+    job = _claim_returning(job_id, token, database) if connections[database].vendor == "postgresql" else _claim_then_read(job_id, token)
     if job is None:
         _fail_exhausted(Job.objects.filter(_claimable(Now()), pk=job_id), Now())
         return None
@@ -196,13 +197,13 @@ RETURNING *
 """.format(table=Job._meta.db_table)
 
 
-def _claim_returning(job_id, token: uuid.UUID) -> Job | None:
+def _claim_returning(job_id, token: uuid.UUID, database: str = "default") -> Job | None:
     # PostgreSQL: the claim and the read in one statement. The same conditions as _claimable and
     # the database's clock as Now() (statement_timestamp()); the ORM needs an UPDATE and a SELECT,
     # and building those two was a quarter of a worker's CPU for a canvas line.
     params = {"running": Job.Status.RUNNING.value, "queued": Job.Status.QUEUED.value, "token": token,
               "lease_s": settings.JOB_LEASE_SECONDS, "id": job_id}
-    return next(iter(Job.objects.raw(_CLAIM_SQL, params)), None)
+    return next(iter(Job.objects.raw(_CLAIM_SQL, params).using(database)), None)  # iterated once: one UPDATE
 
 
 def _claim_then_read(job_id, token: uuid.UUID) -> Job | None:

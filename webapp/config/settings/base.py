@@ -201,6 +201,9 @@ else:
     }
 # Finished jobs are announced here to the web threads that wait for them (webapp.recognition.job_events).
 JOB_EVENTS_REDIS_URL = env("JOB_EVENTS_REDIS_URL", default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
+# Announcement channels start with the broker's key prefix: Redis channels ignore database
+# numbers, so deployments (or test stacks) sharing one Redis would otherwise hear each other.
+JOB_EVENTS_PREFIX = env("CELERY_BROKER_KEY_PREFIX", default="")
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY = False  # a submit never waits on a broker that is down; the sweep enqueues later
