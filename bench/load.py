@@ -10,7 +10,11 @@ fresh database and key prefix). Throttling is raised through the environment
 The client is a separate process: a bounded pool of threads that submits on a fixed
 schedule (open loop), each submission waiting for its job with ``?wait=`` (the server holds
 the request until the job finishes), and fetches one step picture of the result. A job
-counts as done only when it succeeded and its picture was fetched.
+counts as done only when it succeeded and its picture was fetched. Latency runs from when
+a job was due to when its result arrived (the picture fetch comes after): a job that waited
+for a free client thread counts that wait too. The burst is due all at once.
+
+Each offered load also records the CPU each part of the stack used per finished job.
 
 In the same run, the floor: a no-op task (diagnostics.ping) sent through the same broker
 to the same workers, acknowledged through the cache.
@@ -63,10 +67,10 @@ class Client:
                                                timeout=urllib3.Timeout(total=30))
         self.headers = {"Authorization": f"Token {token}"}
         self.images = [line_png(text, seed) for text in LINES for seed in (1, 2)]
-        self._bodies: dict[tuple[int, str], tuple[bytes, str]] = {}
+        self._bodies: dict[tuple[bytes, str], tuple[bytes, str]] = {}
 
     def _body(self, image: bytes, kind: str) -> tuple[bytes, str]:
-        key = (id(image), kind)
+        key = (image, kind)
         if key not in self._bodies:
             self._bodies[key] = urllib3.encode_multipart_formdata({"image": ("l.png", image, "image/png"), "kind": kind})
         return self._bodies[key]
@@ -76,9 +80,11 @@ class Client:
         query = urlencode(params)
         return self.pool.request("GET", address.path + (f"?{query}" if query else ""), headers=self.headers)
 
-    def one_job(self, image: bytes, kind: str = "expression") -> dict:
+    def one_job(self, image: bytes, kind: str = "expression", scheduled: float | None = None) -> dict:
+        """``scheduled``: when the job was due (open loop); its latency counts from then, so
+        time spent waiting for a free client thread is not hidden (coordinated omission)."""
         body, content_type = self._body(image, kind)
-        started = time.monotonic()
+        started = time.monotonic() if scheduled is None else scheduled
         # The submission itself waits for the result (?wait=): 201 with the finished job, or
         # 202 when the wait ran out or every waiting slot was taken; then wait on the job.
         response = self.pool.request("POST", "/api/v1/jobs/?wait=20", body=body, headers={**self.headers, "Content-Type": content_type})
@@ -108,7 +114,7 @@ class Client:
             for index in range(count):
                 due = begin + index / rate
                 time.sleep(max(0.0, due - time.monotonic()))
-                futures.append(pool.submit(self.one_job, self.images[index % len(self.images)]))
+                futures.append(pool.submit(self.one_job, self.images[index % len(self.images)], scheduled=due))
             results = [f.result() for f in futures]
         elapsed = time.monotonic() - begin
         return _summary(results, elapsed, offered=rate)
@@ -175,15 +181,22 @@ def main() -> int:
         report = {
             "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "cpu": _cpu(), "cores": os.cpu_count(),
+            "cpu": _cpu(), "cores": os.cpu_count(), "client_threads": CLIENT_THREADS,
             "setup": f"gunicorn 2×{CLIENT_THREADS + 8} threads, {CLIENT_THREADS + 2} waits each (clients wait with ?wait=), {CLIENT_THREADS} client threads, 1 Celery worker node with 2 pool processes (TF 1 thread each), beat, Redis, PostgreSQL, "
                      "client on the same machine; UPLOAD_THROTTLE_RATE raised to 1000000/min for the benchmark",
             "floor": floor(stack),
-            "loads": [client.offered_load(rate, SECONDS_PER_LOAD) for rate in OFFERED],
+            "loads": [],
         }
+        for rate in OFFERED:
+            before = _cpu_seconds()
+            row = client.offered_load(rate, SECONDS_PER_LOAD)
+            after = _cpu_seconds()
+            # Where the machine's CPU went, per finished job: which part to make cheaper next.
+            row["cpu_ms_per_job"] = {part: round(1000 * (after.get(part, 0.0) - before.get(part, 0.0)) / max(1, row["done"]), 2) for part in after}
+            report["loads"].append(row)
         begin = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(CLIENT_THREADS) as pool:
-            burst = list(pool.map(lambda i: client.one_job(client.images[i % len(client.images)]), range(BURST)))
+            burst = list(pool.map(lambda i: client.one_job(client.images[i % len(client.images)], scheduled=begin), range(BURST)))
         report["burst"] = _summary(burst, time.monotonic() - begin)
         report["worksheet"] = worksheet_pages(client)
     finally:
@@ -192,6 +205,26 @@ def main() -> int:
     out.write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
     return 0
+
+
+_PARTS = (("gunicorn", "web"), ("workers.tasks worker", "worker"), ("workers.celery_app beat", "beat"),
+          ("postgres:", "postgresql"), ("redis-server", "redis"))
+
+
+def _cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each part of the stack, and by this client."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"client": sum(os.times()[:2])}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        part = next((name for marker, name in _PARTS if marker in command), None)
+        if part is not None:
+            used[part] = used.get(part, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return used
 
 
 def _cpu() -> str:

@@ -60,10 +60,18 @@ def load_section(data: dict) -> str:
         )
     burst, floor, sheet = data["burst"], data["floor"], data["worksheet"]
     best = max(row["throughput_per_s"] for row in loads)
+    busiest = max(loads, key=lambda row: row["throughput_per_s"])
+    if "cpu_ms_per_job" in busiest:
+        parts = sorted(busiest["cpu_ms_per_job"].items(), key=lambda kv: -kv[1])
+        lines += [
+            "",
+            f"**CPU per finished job** at {busiest['offered_per_s']:g} jobs/s offered: {sum(v for _, v in parts):.1f} ms in all "
+            f"({', '.join(f'{name} {ms:.1f}' for name, ms in parts)}); two cores give {2000 / max(0.1, sum(v for _, v in parts)):.0f} jobs/s at most.",
+        ]
     at50 = next(row for row in loads if row["offered_per_s"] == 50)
     lines += [
         "",
-        f"**Burst** of {burst['submitted']} jobs at once: {burst['done']} done, {burst['duplicates']} duplicates, "
+        f"**Burst** of {burst['submitted']} jobs due at once ({data.get('client_threads', 64)} in flight, latency from the burst's start): {burst['done']} done, {burst['duplicates']} duplicates, "
         f"failed kinds {burst['failed'] or 'none'}, {burst['throughput_per_s']:.1f} jobs/s, p50 {burst['p50_ms']:.0f} ms, p99 {burst['p99_ms']:.0f} ms.",
         "",
         f"**Floor**: a no-op task through the same broker and workers takes {floor['p50_ms']:.1f} ms p50 ({floor['p95_ms']:.1f} ms p95); "
