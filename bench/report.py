@@ -48,7 +48,9 @@ def load_section(data: dict) -> str:
         "## The service under load (`bench/load.py`)",
         "",
         f"Commit `{data['commit']}`, {data['date']}, CPU: {data['cpu']} ({data['cores']} cores). {data['setup']}.",
-        "A job counts as done only when it succeeded and the client fetched its result and a step picture.",
+        "A job counts as done only when it succeeded and the client fetched its result and a step picture. "
+        "Latency runs from when the job was due (open loop) until its result arrived, so above capacity it includes "
+        "the wait for one of the client's threads.",
         "",
         "| offered jobs/s | submitted | done | throughput jobs/s | p50 ms | p95 ms | p99 ms | queue p50 ms | processing p50 ms |",
         "|---|---|---|---|---|---|---|---|---|",
