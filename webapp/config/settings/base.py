@@ -158,7 +158,6 @@ JOB_REQUEUE_AFTER = env.int("JOB_REQUEUE_AFTER", default=120)
 JOB_RETENTION_DAYS = env.int("JOB_RETENTION_DAYS", default=30)
 JOB_PURGE_INTERVAL = env.float("JOB_PURGE_INTERVAL", default=3600.0)
 IDEMPOTENCY_WINDOW_HOURS = 24
-PICTURE_LINK_SECONDS = env.int("PICTURE_LINK_SECONDS", default=3600)  # how long a job's signed picture links open
 JOB_WAIT_MAX_S = env.float("JOB_WAIT_MAX_S", default=30.0)  # the longest ?wait= a client may ask for
 JOB_WAIT_MAX_WAITERS = env.int("JOB_WAIT_MAX_WAITERS", default=12)  # per web process; keep below its threads
 # Test-only: sleep this long in every job, so that fault tests can kill a worker mid-job or

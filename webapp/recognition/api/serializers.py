@@ -4,7 +4,6 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from webapp.recognition import picture_links
 from webapp.recognition.errors import ErrorCode
 from webapp.recognition.models import Batch, Correction, Job
 
@@ -70,7 +69,7 @@ class JobSerializer(serializers.ModelSerializer):
 
     def get_steps(self, job: Job) -> dict[str, str]:
         request = self.context.get("request")
-        return {name: picture_links.link(path, request) for name, path in job.steps.items()}  # signed, expiring
+        return {name: reverse("job-step", args=[job.id, name], request=request) for name in job.steps}
 
 
 class CorrectionRequestSerializer(serializers.Serializer):

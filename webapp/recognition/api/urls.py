@@ -1,7 +1,6 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from webapp.recognition import picture_links
 from webapp.recognition.api import views
 
 router = DefaultRouter(trailing_slash=True)
@@ -12,6 +11,5 @@ router.register("batches", views.BatchViewSet, basename="batch")
 urlpatterns = [
     path("models/", views.ModelVersionsView.as_view(), name="models"),
     path("auth/token/", views.TokenView.as_view(), name="auth-token"),
-    path("pictures/<str:signed>.png", picture_links.picture, name="picture"),
     *router.urls,
 ]
