@@ -150,15 +150,14 @@ class Listener:
                         subscription.ping()
                         pinged = now
             except Exception as error:  # Redis went away: waiters fall back to the database until it is back
-                self.subscribed.clear()
                 log.warning("job announcements unavailable, retrying in %.0fs: %s", self.RECONNECT_S, error)
-                time.sleep(self.RECONNECT_S)
             finally:
                 self.subscribed.clear()
                 try:
                     subscription.close()
                 except Exception:
                     pass
+            time.sleep(self.RECONNECT_S)
 
 
 _listener_lock = threading.Lock()

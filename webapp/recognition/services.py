@@ -182,7 +182,8 @@ def claim_job(job_id) -> Claim | None:
     database = router.db_for_write(Job)
     job = _claim_returning(job_id, token, database) if connections[database].vendor == "postgresql" else _claim_then_read(job_id, token)
     if job is None:
-        _fail_exhausted(Job.objects.filter(_claimable(Now()), pk=job_id), Now())
+        now = Now()
+        _fail_exhausted(Job.objects.filter(_claimable(now), pk=job_id), now)
         return None
     return Claim(job, token)
 
