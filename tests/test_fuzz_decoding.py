@@ -29,7 +29,7 @@ def test_any_bytes_decode_or_raise_a_typed_error(data):
     try:
         image = decode_image(data)
     except RecognitionError as error:
-        assert error.code in {"not_an_image", "empty_image", "truncated_image", "too_many_pixels"}
+        assert error.code in {"not_an_image", "empty_image", "truncated_image", "unsupported_image_mode", "too_many_pixels"}
     else:
         assert image.dtype == np.uint8 and image.ndim == 2
 

@@ -50,6 +50,51 @@ def test_exif_rotation_is_applied(line):
     assert decode_image(buffer.getvalue()).shape == ink.shape
 
 
+def test_a_malformed_exif_block_does_not_refuse_the_photo(line):
+    ink, _ = line
+    # Orientation 8 and, after it, a tag stored with a type Pillow's table does not expect:
+    # rewriting such an EXIF block (as ImageOps.exif_transpose does) raises struct.error.
+    exif = bytes.fromhex("4d4d002a000000080002011200030000000100080000015000020000000443616d0000000000")
+    buffer = io.BytesIO()
+    Image.fromarray(255 - np.ascontiguousarray(np.rot90(ink))).save(buffer, format="JPEG", exif=b"Exif\x00\x00" + exif)
+    assert decode_image(buffer.getvalue()).shape == ink.shape  # read, and still turned upright
+
+
+def test_sixteen_bit_and_float_scans_keep_their_ink(line):
+    ink, _ = line
+    paper = 60_000 - (ink.astype(np.uint16) * 200)  # dark ink on light paper, 16 bits a pixel
+    for image in (Image.fromarray(paper), Image.fromarray(paper.astype(np.float32) / 65535)):
+        buffer = io.BytesIO()
+        image.save(buffer, format="TIFF")
+        decoded = decode_image(buffer.getvalue())
+        assert np.corrcoef(decoded.ravel(), ink.ravel())[0, 1] > 0.99
+
+
+def test_an_opaque_page_with_a_transparent_corner_is_read_as_a_page(line):
+    ink, _ = line
+    rgba = np.dstack([255 - ink] * 3 + [np.full(ink.shape, 255, np.uint8)])
+    rgba[0, 0, 3] = 0  # a screenshot's rounded corner
+    decoded = decode_image(_encode(rgba))
+    assert np.abs(decoded.astype(int) - ink.astype(int))[1:, 1:].mean() < 2
+
+
+def test_a_colour_mode_without_grey_is_a_typed_error():
+    buffer = io.BytesIO()
+    Image.new("LAB", (60, 40)).save(buffer, format="TIFF")
+    with pytest.raises(RecognitionError) as caught:
+        decode_image(buffer.getvalue())
+    assert caught.value.code == "unsupported_image_mode"
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP"])
+@pytest.mark.parametrize("length", [8, 20, 40])
+def test_files_cut_inside_their_header_are_typed_errors(fmt, length):
+    data = _encode(np.zeros((30, 30), np.uint8), fmt)[:length]
+    with pytest.raises(RecognitionError) as caught:
+        decode_image(data)
+    assert caught.value.code in {"not_an_image", "truncated_image"}
+
+
 @pytest.mark.parametrize(
     "data, code",
     [
@@ -164,6 +209,14 @@ def test_skew_estimate_is_level_for_a_straight_page():
     paper = render_page(["1+1=2"] * 12, rng, dpi=100, ruled=False, uneven=False)
     _, binary = cv2.threshold(255 - paper, 60, 255, cv2.THRESH_BINARY)
     assert abs(estimate_skew(binary)) <= 0.3
+
+
+def test_the_recorded_skew_is_the_rotation_applied():
+    # Below 0.2 degrees the page is not rotated; the step pictures rotate the input by the
+    # recorded skew to draw the boxes, so a tiny estimate must be recorded as none.
+    for degrees in (0.0, 0.1, 0.15, 3.0):
+        page = clean_page(decode_image(_encode(render_page(["1+1=2"] * 12, np.random.default_rng(4), dpi=100, skew_degrees=degrees))))
+        assert page.skew_degrees == 0.0 or abs(page.skew_degrees) >= 0.2, (degrees, page.skew_degrees)
 
 
 def test_a_ruling_whose_brightness_varies_leaves_no_remnant():

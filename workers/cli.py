@@ -13,12 +13,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
 from workers.pipeline.errors import RecognitionError
 
 
 def solve_file(path: Path, classifier, explain_dir: Path | None) -> dict:
+    """One file's record; ``explain_dir``: where its step pictures go (None: none)."""
+    try:
+        return _solve(path, classifier, explain_dir)
+    except Exception as error:  # noqa: BLE001 - one bad file never stops the others
+        from workers.pipeline.recognize import record
+
+        traceback.print_exc(file=sys.stderr)
+        return record(str(path), error=RecognitionError("internal_error", f"unexpected {type(error).__name__}: {error}"))
+
+
+def _solve(path: Path, classifier, explain_dir: Path | None) -> dict:
     from workers.pipeline import explain
     from workers.pipeline.recognize import record, recognize
 
@@ -31,11 +43,20 @@ def solve_file(path: Path, classifier, explain_dir: Path | None) -> dict:
     except RecognitionError as error:
         return record(str(path), error=error)
     if explain_dir is not None:
-        target = explain_dir / path.stem
-        target.mkdir(parents=True, exist_ok=True)
+        explain_dir.mkdir(parents=True, exist_ok=True)
         for name, png in explain.explain(result).items():
-            (target / f"{name}.png").write_bytes(png)
+            (explain_dir / f"{name}.png").write_bytes(png)
     return record(str(path), result)
+
+
+def _explain_folders(paths: list[Path], root: Path) -> list[Path]:
+    """DIR/<image name>/ for each input; a name met again (a/p.png and b/p.png, or p.png and
+    p.jpg) gets -2, -3, ... so that no file's pictures overwrite another's."""
+    folders, seen = [], {}
+    for path in paths:
+        seen[path.stem] = seen.get(path.stem, 0) + 1
+        folders.append(root / (path.stem if seen[path.stem] == 1 else f"{path.stem}-{seen[path.stem]}"))
+    return folders
 
 
 def _human(record: dict) -> str:
@@ -68,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
 
     classifier = SymbolClassifier(args.model, threads=args.threads)
     records = []
-    for path in args.images:
-        record = solve_file(path, classifier, args.explain)
+    folders = _explain_folders(args.images, args.explain) if args.explain else [None] * len(args.images)
+    for path, folder in zip(args.images, folders):
+        record = solve_file(path, classifier, folder)
         records.append(record)
         if not args.json:
             print(_human(record), flush=True)

@@ -8,10 +8,11 @@ before any pixel is decoded, so a decompression bomb costs nothing.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from workers.pipeline.errors import RecognitionError
 
@@ -31,6 +32,8 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise RecognitionError("too_many_pixels", f"the image header claims too many pixels; the limit is {max_pixels:,}") from error
     except (UnidentifiedImageError, ValueError) as error:
         raise RecognitionError("not_an_image", "the file is not an image in a known format (PNG, JPEG, WebP, TIFF)") from error
+    except (OSError, SyntaxError, struct.error) as error:  # a known format whose header is cut short or damaged
+        raise RecognitionError("truncated_image", f"the image data is incomplete or corrupt: {error}") from error
     width, height = image.size
     if width == 0 or height == 0:
         raise RecognitionError("empty_image", f"the image is {width}×{height} pixels")
@@ -40,28 +43,67 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         )
     try:
         image.load()
-        image = ImageOps.exif_transpose(image)
-    except (OSError, SyntaxError, ValueError) as error:
+    except (OSError, SyntaxError, ValueError, struct.error) as error:
         raise RecognitionError("truncated_image", f"the image data is incomplete or corrupt: {error}") from error
-    return to_ink(image)
+    return to_ink(upright(image))
+
+
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
+}
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation of a photo. Only the orientation tag is read: Pillow's
+    exif_transpose also rewrites the whole EXIF block and raises on a malformed tag
+    elsewhere in it, which would refuse a photo whose pixels are fine."""
+    try:
+        orientation = image.getexif().get(_ORIENTATION_TAG)
+    except Exception:  # noqa: BLE001 - unreadable EXIF: the pixels are still the picture
+        return image
+    method = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+    return image if method is None else image.transpose(method)
 
 
 def to_ink(image: Image.Image) -> np.ndarray:
-    """Ink-bright grayscale, whatever the polarity or transparency of the source."""
+    """Ink-bright grayscale, whatever the polarity, bit depth or transparency of the source."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         alpha = np.asarray(rgba.getchannel("A"))
-        if alpha.min() < 250:
+        if _border(alpha).mean() < 128:
             # A canvas drawn on a transparent background: where the pen went is the
             # ink, whatever its colour.
             return np.ascontiguousarray(alpha)
-    gray = np.asarray(image.convert("L"))
+        # An opaque page with a few transparent pixels (a screenshot's rounded corners): as shown on white.
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    gray = _gray(image)
     if _background_is_light(gray):
         gray = 255 - gray
     return np.ascontiguousarray(gray)
 
 
+def _gray(image: Image.Image) -> np.ndarray:
+    """8-bit grayscale. Deeper images (16-bit scans, 32-bit integer or float TIFFs) are
+    stretched from their darkest to their brightest value: Pillow's conversion would clip
+    a 16-bit page, paper and ink alike, to white."""
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        values = np.asarray(image, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        if high <= low:
+            return np.zeros(values.shape, np.uint8)
+        return np.round((values - low) * (255.0 / (high - low))).astype(np.uint8)
+    try:
+        return np.asarray(image.convert("L"))
+    except (ValueError, OSError) as error:  # LAB and other modes Pillow cannot turn into gray
+        raise RecognitionError("unsupported_image_mode", f"images in Pillow's {image.mode} mode cannot be read; send RGB or grayscale") from error
+
+
+def _border(values: np.ndarray) -> np.ndarray:
+    return np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
+
+
 def _background_is_light(gray: np.ndarray) -> bool:
     """The border of a page or canvas is mostly background: judge polarity from it."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    return float(np.median(border)) > 127
+    return float(np.median(_border(gray))) > 127

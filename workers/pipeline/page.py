@@ -164,7 +164,9 @@ def clean_page(ink: np.ndarray) -> CleanPage:
     flat = flatten(ink)
     binary = binarise(flat)
     skew = estimate_skew(binary) if binary.any() else 0.0
-    if abs(skew) >= 0.2:
+    if abs(skew) < 0.2:
+        skew = 0.0  # not worth a rotation; recorded as 0 so the pictures draw on the same frame
+    else:
         flat = rotate(flat, skew, cv2.INTER_LINEAR)
     flat, removed = remove_rulings(flat)
     binary, threshold = _binarise(flat)
