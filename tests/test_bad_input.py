@@ -157,3 +157,28 @@ def test_text_in_an_unknown_script_is_never_read_as_confident_arithmetic(stack):
             return dict(map(tuple, symbol["top3"])).get(symbol["symbol"], 0.0)
 
         assert any(sure(symbol) < 0.8 for symbol in line["symbols"]), line
+
+
+def _dds_without_a_pixel_format() -> bytes:
+    """A 148-byte DirectDraw Surface header (with its DX10 part) whose pixel format flags are 0.
+
+    Pillow's DDS plugin raises NotImplementedError for it, not one of the errors it raises for
+    a file it does not know: the upload check must refuse whatever Pillow raises."""
+    header = struct.pack("<3I", 0x1007, 100, 100) + bytes(120 - 12)  # flags, height, width; the rest 0
+    return b"DDS " + struct.pack("<I", 124) + header + bytes(20)
+
+
+def test_an_image_pillow_fails_to_open_in_an_unexpected_way_is_a_typed_400(stack):
+    from webapp.recognition.models import Batch, Job
+
+    client = stack.client()
+    dds = _dds_without_a_pixel_format()
+    assert len(dds) == 148
+    for response in (
+        client.submit(dds, name="texture.dds"),
+        client.post(stack.api("batches/"), files=[("files", ("texture.dds", dds, "image/png"))]),
+    ):
+        assert response.status_code == 400, (response.status_code, response.text[:300])
+        assert response.json() == {"error": {"code": "unsupported_file_type", "message": response.json()["error"]["message"]}}
+    assert not Job.objects.filter(owner=client.user).exists() and not Batch.objects.filter(owner=client.user).exists()
+    assert requests.get(f"{stack.url}/healthz").status_code == 200

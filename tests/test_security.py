@@ -96,6 +96,65 @@ def test_the_login_page_locks_out_after_repeated_failures(stack):
     assert attempt(requests.Session(), "someone-else", "another password 42").status_code == 302  # others unaffected
 
 
+def test_a_token_read_just_before_its_revocation_is_not_cached_after_it(stack, monkeypatch):
+    # The race, in order: a request misses the cache and reads the token from the database; the user
+    # regenerates the token (its delete drops the cache entry); the request then fills the cache.
+    # The request's own code runs; only the revocation is slipped in between its read and its fill.
+    from rest_framework.authentication import TokenAuthentication
+    from rest_framework.authtoken.models import Token
+
+    from webapp.recognition.authentication import CachedTokenAuthentication
+
+    client = stack.client()
+    read_from_database = TokenAuthentication.authenticate_credentials
+
+    def read_then_revoked(self, key):
+        found = read_from_database(self, key)
+        Token.objects.filter(user=client.user).delete()  # as /account/token/ regenerates it
+        return found
+
+    monkeypatch.setattr(TokenAuthentication, "authenticate_credentials", read_then_revoked)
+    user, token = CachedTokenAuthentication().authenticate_credentials(client.token)  # read before, filled after
+    monkeypatch.undo()
+    assert user == client.user and token.key == client.token  # that request was let in: it started before
+    for _ in range(2):  # ...but the next ones are not, from the cache or the database
+        refused = client.get(stack.api("jobs/"))
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "authentication_failed"
+    new = Token.objects.create(user=client.user)
+    assert client.get(stack.api("jobs/"), headers={"Authorization": f"Token {new.key}"}).status_code == 200
+
+
+def test_the_admin_login_locks_out_as_the_web_login_does(stack):
+    from django.conf import settings as django_settings
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user("admin-guessed", password="the real password 43", is_staff=True)
+
+    def attempt(session, password, page="/admin/login/"):
+        session.get(f"{stack.url}{page}")
+        return session.post(f"{stack.url}{page}", allow_redirects=False,
+                            data={"username": "admin-guessed", "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+                            headers={"Referer": f"{stack.url}{page}"})
+
+    browser = requests.Session()
+    for _ in range(django_settings.LOGIN_MAX_FAILURES):
+        assert attempt(browser, "wrong guess").status_code == 200  # the admin's form again, with an error
+    locked = attempt(browser, "the real password 43")
+    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
+    assert "Too many failed attempts" in locked.text and "sessionid" not in browser.cookies
+    assert browser.get(f"{stack.url}/admin/", allow_redirects=False).status_code == 302  # still not logged in
+    # One count for both pages: the web login refuses the pair too.
+    assert attempt(requests.Session(), "the real password 43", page="/accounts/login/").status_code == 429
+    # Others are unaffected: a staff user logs in to the admin as before.
+    get_user_model().objects.create_user("admin-other", password="another password 43", is_staff=True)
+    other = requests.Session()
+    other.get(f"{stack.url}/admin/login/")
+    response = other.post(f"{stack.url}/admin/login/?next=/admin/", allow_redirects=False,
+                          data={"username": "admin-other", "password": "another password 43", "csrfmiddlewaretoken": other.cookies["csrftoken"]},
+                          headers={"Referer": f"{stack.url}/admin/login/"})
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/" and "sessionid" in other.cookies
+
+
 def test_no_secret_is_committed():
     files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     patterns = {

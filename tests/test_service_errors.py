@@ -227,3 +227,14 @@ def test_the_web_side_never_imports_tensorflow():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.config.settings.test"}
     result = subprocess.run([str(REPO / ".venv/bin/python"), "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_multipart_body_with_too_many_fields_is_a_400(stack):
+    # Django refuses more than DATA_UPLOAD_MAX_NUMBER_FIELDS (1000) with TooManyFieldsSent, a SuspiciousOperation.
+    client = stack.client()
+    fields = [(f"field{i}", (None, "x")) for i in range(1001)]
+    image = [("image", ("line.png", line_png("6*7", seed=1), "image/png"))]
+    for url, files in ((stack.api("jobs/"), image + fields), (stack.api("batches/"), [("files", image[0][1])] + fields)):
+        error = _error(client.post(url, files=files), 400, "malformed_request")
+        assert error["limit"] == "DATA_UPLOAD_MAX_NUMBER_FIELDS", error
+    assert client.get(stack.api("jobs/")).json()["results"] == []

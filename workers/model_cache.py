@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.db import InterfaceError, OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ def get_classifier():
         version = wanted_version()
     except Exception as error:  # no pointer, or the database is away: keep serving what is loaded
         if _classifier is None:
+            if isinstance(error, (OperationalError, InterfaceError)):
+                raise  # a database blip in a fresh worker: the job is retried, not failed for good
             raise ModelUnavailable(f"no active model version: {error}") from error
         log.error("cannot read the active model version (%s); %s keeps serving", error, _classifier.version)
         return _classifier

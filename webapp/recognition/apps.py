@@ -1,4 +1,12 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps  # the module: its AdminConfig must not count as one of this module's
+
+
+class LockoutAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin, with a default site whose login locks out after LOGIN_MAX_FAILURES, as the web login does."""
+
+    default = False  # RecognitionConfig stays this module's default, for "webapp.recognition"
+    default_site = "webapp.recognition.login.LockoutAdminSite"
 
 
 class RecognitionConfig(AppConfig):

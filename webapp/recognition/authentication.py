@@ -7,6 +7,12 @@ under a hash of the token for AUTH_TOKEN_CACHE_SECONDS, and dropped at once when
 token is deleted or replaced or its user is saved (deactivated, password changed), so a
 revoked token stops working on the next request, not a minute later. The cached user row
 holds the password hash: the cache must be as private as the database.
+
+Dropping the entry is not enough: a request that read the token from the database just
+before the revocation would write it back just after. So a revocation *replaces* the entry
+with a "revoked" marker for REVOKED_MARKER_SECONDS, and a request fills the cache only with
+``cache.add``, which does nothing while any entry (the marker included) is there. While the
+marker lives, the token is checked against the database on every request.
 """
 from __future__ import annotations
 
@@ -21,6 +27,12 @@ from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 
 
+REVOKED = "revoked"
+REVOKED_MARKER_SECONDS = 120
+"""How long a revocation keeps the token out of the cache: far longer than a request can take
+from its database read to its cache fill (gunicorn's timeout ends it sooner)."""
+
+
 def _cache_key(token_key: str) -> str:
     return "auth-token:" + hashlib.sha256(token_key.encode()).hexdigest()
 
@@ -28,20 +40,28 @@ def _cache_key(token_key: str) -> str:
 class CachedTokenAuthentication(TokenAuthentication):
     def authenticate_credentials(self, key):
         cached = cache.get(_cache_key(key))
-        if cached is not None:
+        if isinstance(cached, tuple):
             return cached
         user, token = super().authenticate_credentials(key)  # raises for a wrong key or an inactive user
-        cache.set(_cache_key(key), (user, token), settings.AUTH_TOKEN_CACHE_SECONDS)
+        if cached is None:  # not after a revocation; and add, not set: a revocation since the read wins
+            cache.add(_cache_key(key), (user, token), settings.AUTH_TOKEN_CACHE_SECONDS)
         return user, token
+
+
+def _revoke(token_key: str) -> None:
+    # Set before the revoking transaction commits (the signals run inside it), so a request that
+    # still reads the old row from the database cannot cache it either.
+    cache.set(_cache_key(token_key), REVOKED, REVOKED_MARKER_SECONDS)
 
 
 @receiver(post_save, sender=Token)
 @receiver(post_delete, sender=Token)
-def _token_changed(sender, instance: Token, **kwargs) -> None:
-    cache.delete(_cache_key(instance.key))
+def _token_changed(sender, instance: Token, created: bool = False, **kwargs) -> None:
+    if not created:  # a new key was never cached
+        _revoke(instance.key)
 
 
 @receiver(post_save, sender=get_user_model())
 def _user_changed(sender, instance, **kwargs) -> None:
     for key in Token.objects.filter(user=instance).values_list("key", flat=True):
-        cache.delete(_cache_key(key))
+        _revoke(key)

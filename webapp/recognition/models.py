@@ -82,7 +82,13 @@ class Job(models.Model):
                 fields=["owner", "idempotency_key"],
                 condition=models.Q(idempotency_key__isnull=False),
                 name="one_job_per_idempotency_key",
-            )
+            ),
+            # add_pages numbers pages under the batch's lock, after the last one; this holds it to that.
+            models.UniqueConstraint(
+                fields=["batch", "page_number"],
+                condition=models.Q(batch__isnull=False),
+                name="one_job_per_batch_page",
+            ),
         ]
 
     @property

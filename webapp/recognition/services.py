@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, connections, router, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Max, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 from PIL import Image
@@ -107,18 +107,32 @@ def submit_batch(owner, name: str, pages: list[Page], kind: str = Job.Kind.WORKS
     return batch
 
 
+def _locked(rows, what: str):
+    """The one row of ``rows``, locked until the transaction ends.
+
+    A 404 when it is gone: another request deleted it after this one looked it up
+    (a second DELETE of the same object, or a write that waited on a delete's lock).
+    """
+    try:
+        return rows.select_for_update().get()
+    except rows.model.DoesNotExist:
+        raise ApiError(ErrorCode.NOT_FOUND, f"the {what} was deleted meanwhile", status.HTTP_404_NOT_FOUND) from None
+
+
 def add_pages(batch: Batch, pages: list[Page], kind: str = Job.Kind.WORKSHEET) -> list[Job]:
     jobs: list[Job] = []
     try:
         with transaction.atomic():
-            # Lock the batch so two uploads of more pages number them without a gap, a clash, or going over the limit.
-            Batch.objects.select_for_update().get(pk=batch.pk)
-            first = batch.jobs.count() + 1
-            if first - 1 + len(pages) > settings.MAX_PAGES_PER_BATCH:
+            # Lock the batch so two uploads of more pages number them without a clash or going over the limit,
+            # and so that a delete of the batch takes the new pages with it (or this finds the batch gone).
+            _locked(Batch.objects.filter(pk=batch.pk), "batch")
+            held = batch.jobs.aggregate(count=Count("pk"), last=Max("page_number"))
+            if held["count"] + len(pages) > settings.MAX_PAGES_PER_BATCH:
                 raise ApiError(
-                    ErrorCode.TOO_MANY_PAGES, f"the batch would hold {first - 1 + len(pages)} pages; the limit MAX_PAGES_PER_BATCH is {settings.MAX_PAGES_PER_BATCH}",
+                    ErrorCode.TOO_MANY_PAGES, f"the batch would hold {held['count'] + len(pages)} pages; the limit MAX_PAGES_PER_BATCH is {settings.MAX_PAGES_PER_BATCH}",
                     status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, limit="MAX_PAGES_PER_BATCH", limit_value=settings.MAX_PAGES_PER_BATCH,
                 )
+            first = (held["last"] or 0) + 1  # after the last page, not the count: a deleted page's number is not given again
             for i, page in enumerate(pages):
                 jobs.append(_new_job(batch.owner, page, kind, batch=batch, page_number=first + i))
             Job.objects.bulk_create(jobs)
@@ -341,6 +355,26 @@ def purge_expired(now=None, chunk: int = 500) -> int:
     return deleted
 
 
+# --- deleting (called by the API) ---------------------------------------------------------------
+def delete_job(job: Job) -> None:
+    """Delete the job and its files; a 404 when another request deleted it first."""
+    # Lock and re-read the row: a worker finishing right now either saved its pictures before
+    # (and they are deleted with the row) or finds the row gone and deletes its own.
+    with transaction.atomic():
+        _locked(Job.objects.filter(pk=job.pk), "job").delete()
+
+
+def delete_batch(batch: Batch) -> None:
+    """Delete the batch, its jobs and their files; a 404 when another request deleted it first."""
+    with transaction.atomic():
+        # The batch first, as add_pages locks it: pages being added are either committed before
+        # (and deleted here) or find the batch gone. Then its jobs, as delete_job locks one, so that
+        # the rows deleted (and the files their signal deletes) are the ones workers last saved.
+        batch = _locked(Batch.objects.filter(pk=batch.pk), "batch")
+        list(Job.objects.filter(batch=batch).order_by("pk").select_for_update().values_list("pk", flat=True))
+        batch.delete()
+
+
 # --- corrections -------------------------------------------------------------------------------
 SYMBOL_ALIASES = {"×": "*", "x": "*", "X": "*", "·": "*", "−": "-", "–": "-"}
 
@@ -354,7 +388,7 @@ def apply_correction(job: Job, line: int, *, symbol: int | None = None, choice: 
     stored: list[str] = []
     try:
         with transaction.atomic():
-            job = Job.objects.select_for_update().get(pk=job.pk)
+            job = _locked(Job.objects.filter(pk=job.pk), "job")
             lines = (job.result or {}).get("lines") or []
             if not job.finished or not lines:
                 raise ApiError(ErrorCode.JOB_NOT_FINISHED, "the job has no lines to correct yet", status.HTTP_409_CONFLICT)

@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass
 
 from django.conf import settings
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from rest_framework import status
 
 from webapp.recognition.errors import ApiError, ErrorCode
@@ -59,8 +59,8 @@ def check_image(name: str, data: bytes) -> Page:
             fmt = image.format
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _too_many_pixels(name, None)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise ApiError(ErrorCode.UNSUPPORTED_FILE_TYPE, f"'{name}' is not a PNG, JPEG, WebP or TIFF image, nor a PDF")
+    except Exception:  # Pillow's plugins raise many types for a file they cannot read (NotImplementedError for a DDS, say)
+        raise ApiError(ErrorCode.UNSUPPORTED_FILE_TYPE, f"'{name}' is not a PNG, JPEG, WebP or TIFF image, nor a PDF") from None
     if fmt not in IMAGE_FORMATS:
         raise ApiError(ErrorCode.UNSUPPORTED_FILE_TYPE, f"'{name}' is a {fmt} image; send PNG, JPEG, WebP or TIFF")
     if width * height > settings.MAX_IMAGE_PIXELS:

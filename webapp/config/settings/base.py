@@ -21,7 +21,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "webapp.recognition.apps.LockoutAdminConfig",  # django.contrib.admin, its login locked out like the web login
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig, TooManyFilesSent
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -60,6 +60,14 @@ def exception_handler(exc, context):
             error_body(ErrorCode.FILE_TOO_LARGE, "the request body is over the in-memory limit for a base64 image", limit="MAX_IMAGE_BYTES"),
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
+    if isinstance(exc, TooManyFieldsSent):
+        return Response(
+            error_body(ErrorCode.MALFORMED_REQUEST, f"too many fields in one request: {exc}", limit="DATA_UPLOAD_MAX_NUMBER_FIELDS"),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    if isinstance(exc, SuspiciousOperation):  # the others Django itself answers with a 400
+        log.warning("suspicious request: %s: %s", type(exc).__name__, exc)
+        return Response(error_body(ErrorCode.MALFORMED_REQUEST, "the request could not be parsed"), status=status.HTTP_400_BAD_REQUEST)
     for kind, code in DRF_CODES:
         if isinstance(exc, kind):
             extra, headers = {}, {}

@@ -6,7 +6,6 @@ import logging
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.files.storage import default_storage
-from django.db import transaction
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -232,10 +231,7 @@ class JobViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin,
         return super().destroy(request, *args, **kwargs)
 
     def perform_destroy(self, instance: Job) -> None:
-        # Lock and re-read the row: a worker finishing right now either saved its pictures before
-        # (and they are deleted with the row) or finds the row gone and deletes its own.
-        with transaction.atomic():
-            Job.objects.select_for_update().get(pk=instance.pk).delete()
+        services.delete_job(instance)
 
     @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY, **ERRORS})
     @action(detail=True, methods=["get"], url_path=r"steps/(?P<name>[a-z0-9_-]+)\.png", url_name="step",
@@ -269,8 +265,7 @@ class JobViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin,
         correction = services.apply_correction(
             job, data["line"], symbol=data.get("symbol"), choice=data.get("choice"), expression=data.get("expression")
         )
-        job.refresh_from_db()
-        body = JobSerializer(job, context={"request": request}).data
+        body = JobSerializer(correction.job, context={"request": request}).data  # the row as the correction saved it
         body["correction"] = CorrectionSerializer(correction).data
         return Response(body)
 
@@ -290,6 +285,13 @@ class BatchViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixi
 
     def get_throttles(self):
         return [FailOpenScopedThrottle()] if self.action in ("create", "pages") else []
+
+    @extend_schema(responses={204: None, **ERRORS}, description="Delete the batch, its jobs and every file stored for them.")
+    def destroy(self, request, *args, **kwargs):
+        return super().destroy(request, *args, **kwargs)
+
+    def perform_destroy(self, instance: Batch) -> None:
+        services.delete_batch(instance)
 
     def _files(self, request, serializer_class) -> list[tuple[str, bytes]]:
         _check_request_size(request)
