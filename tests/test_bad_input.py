@@ -182,3 +182,29 @@ def test_an_image_pillow_fails_to_open_in_an_unexpected_way_is_a_typed_400(stack
         assert response.json() == {"error": {"code": "unsupported_file_type", "message": response.json()["error"]["message"]}}
     assert not Job.objects.filter(owner=client.user).exists() and not Batch.objects.filter(owner=client.user).exists()
     assert requests.get(f"{stack.url}/healthz").status_code == 200
+
+
+def _blank_pdf(width_pt: float, height_pt: float) -> bytes:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=width_pt, height=height_pt)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def test_a_pdf_page_of_five_metres_is_rendered_at_a_bounded_size(stack):
+    # The web renders PDF pages in the request: a PDF of a few hundred bytes may declare a page
+    # 14,400 pt (5 m) a side, which at 200 dpi would be 1.6 billion pixels.
+    from django.conf import settings
+
+    from webapp.recognition.uploads import render_pdf
+
+    huge = _blank_pdf(14_400, 14_400)
+    assert len(huge) < 1000
+    (page,) = render_pdf("huge.pdf", huge)
+    width, height = Image.open(io.BytesIO(page.data)).size
+    assert 0.9 * settings.PDF_MAX_PAGE_PIXELS <= width * height <= settings.PDF_MAX_PAGE_PIXELS
+    (a4,) = render_pdf("a4.pdf", _blank_pdf(595, 842))  # an ordinary page keeps PDF_RENDER_DPI
+    assert Image.open(io.BytesIO(a4.data)).size == (round(595 * settings.PDF_RENDER_DPI / 72), round(842 * settings.PDF_RENDER_DPI / 72))

@@ -115,7 +115,7 @@ def count_pdf_pages(name: str, data: bytes) -> int:
 
 
 def render_pdf(name: str, data: bytes) -> list[Page]:
-    """One greyscale PNG per page at PDF_RENDER_DPI (lower for huge pages, to stay under MAX_IMAGE_PIXELS)."""
+    """One greyscale PNG per page at PDF_RENDER_DPI (lower for huge pages, to stay under PDF_MAX_PAGE_PIXELS)."""
     import pypdfium2
 
     try:
@@ -129,8 +129,9 @@ def render_pdf(name: str, data: bytes) -> list[Page]:
             width_pt, height_pt = page.get_size()
             scale = settings.PDF_RENDER_DPI / 72
             pixels = width_pt * height_pt * scale * scale
-            if pixels > settings.MAX_IMAGE_PIXELS:
-                scale *= (settings.MAX_IMAGE_PIXELS / pixels) ** 0.5 * 0.99
+            most = min(settings.PDF_MAX_PAGE_PIXELS, settings.MAX_IMAGE_PIXELS)
+            if pixels > most:
+                scale *= (most / pixels) ** 0.5 * 0.99
             bitmap = page.render(scale=scale, grayscale=True)
             buffer = io.BytesIO()
             bitmap.to_pil().save(buffer, format="PNG")

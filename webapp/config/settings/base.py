@@ -142,6 +142,9 @@ MAX_PDF_BYTES = env.int("MAX_PDF_BYTES", default=50 * 1024 * 1024)
 MAX_PAGES_PER_BATCH = env.int("MAX_PAGES_PER_BATCH", default=50)
 MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=100 * 1024 * 1024)
 PDF_RENDER_DPI = env.int("PDF_RENDER_DPI", default=200)
+# A page is rendered in the web request: a few-KB PDF can declare pages of 5 m a side, and at
+# MAX_IMAGE_PIXELS each would cost the web process half a second. A4 at 300 dpi is 8.7 MP.
+PDF_MAX_PAGE_PIXELS = env.int("PDF_MAX_PAGE_PIXELS", default=12_000_000)
 # A base64 canvas in a JSON body is read into memory: allow one image plus base64 overhead.
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_IMAGE_BYTES * 4 // 3 + 64 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
