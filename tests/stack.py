@@ -208,6 +208,14 @@ class Client(requests.Session):
         return wait_until(finished, timeout, interval=0.25, what=f"job {job_url}")
 
 
+def api_error(response, status: int, code: str) -> dict:
+    """The error of a response that must be an API error: its status, the standard shape, its code."""
+    assert response.status_code == status, (response.status_code, response.text[:300])
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"], body
+    return body["error"]
+
+
 def _admin_sql(statement: str, admin_url: str = PG_ADMIN_URL) -> None:
     import psycopg
 

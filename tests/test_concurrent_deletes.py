@@ -16,16 +16,9 @@ import pytest
 from django.core.files.base import ContentFile
 
 from tests.images import line_png
-from tests.stack import wait_until
+from tests.stack import api_error, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def _error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, (response.status_code, response.text[:300])
-    body = response.json()
-    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"], body
-    return body["error"]
 
 
 def _blocked_by_me() -> bool:
@@ -69,7 +62,7 @@ def test_a_delete_of_a_job_another_request_deleted_first_is_a_404(stack):
         Job.objects.select_for_update().get(pk=job.pk)
         second = _send_and_wait_until_blocked(lambda: client.delete(stack.api(f"jobs/{job.id}/")))
         Job.objects.filter(pk=job.pk).delete()  # ...and deletes it
-    _error(second.result(timeout=30), 404, "not_found")
+    api_error(second.result(timeout=30), 404, "not_found")
 
 
 def test_a_correction_of_a_job_deleted_meanwhile_is_a_404(stack):
@@ -85,7 +78,7 @@ def test_a_correction_of_a_job_deleted_meanwhile_is_a_404(stack):
         correction = _send_and_wait_until_blocked(
             lambda: client.post(stack.api(f"jobs/{job.id}/corrections/"), json={"line": 0, "expression": "1+2"}))
         Job.objects.filter(pk=job.pk).delete()
-    _error(correction.result(timeout=30), 404, "not_found")
+    api_error(correction.result(timeout=30), 404, "not_found")
     assert not Correction.objects.filter(job_id=job.pk).exists()
 
 
@@ -104,7 +97,7 @@ def test_pages_added_to_a_batch_deleted_meanwhile_are_a_404_and_store_nothing(st
         more = _send_and_wait_until_blocked(lambda: client.post(
             stack.api(f"batches/{batch.id}/pages/"), files=[("files", ("p2.png", line_png("7*8", 2), "image/png"))]))
         batch.delete()
-    _error(more.result(timeout=30), 404, "not_found")
+    api_error(more.result(timeout=30), 404, "not_found")
     assert not Job.objects.filter(owner=client.user).exists()
     assert {p for p in media.rglob("*") if p.is_file()} - before == set()  # the new page's image was never stored
 

@@ -12,16 +12,9 @@ import requests
 from PIL import Image
 
 from tests.images import line_png, png
-from tests.stack import REPO, free_port, start_process, wait_until
+from tests.stack import REPO, api_error, free_port, start_process, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def _error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, (response.status_code, response.text[:300])
-    body = response.json()
-    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"], body
-    return body["error"]
 
 
 def _pdf(pages: int, size=(200, 100)) -> bytes:
@@ -34,18 +27,18 @@ def _pdf(pages: int, size=(200, 100)) -> bytes:
 def test_bad_requests_get_typed_400s(stack):
     client = stack.client()
     jobs = stack.api("jobs/")
-    fields = _error(client.post(jobs, json={"image_base64": "AAAA", "kind": "poem"}), 400, "invalid_request")["fields"]
+    fields = api_error(client.post(jobs, json={"image_base64": "AAAA", "kind": "poem"}), 400, "invalid_request")["fields"]
     assert "kind" in fields
-    _error(client.post(jobs, data="{not json", headers={"Content-Type": "application/json"}), 400, "malformed_request")
-    _error(client.post(jobs, data="hello", headers={"Content-Type": "text/plain"}), 415, "unsupported_media_type")
-    _error(client.post(jobs, files={"kind": (None, "expression")}), 400, "missing_image")
-    _error(client.post(jobs, json={"image_base64": "data:image/png;base64,@@not base64@@"}), 400, "invalid_base64")
-    _error(client.submit(b"just some text", name="notes.txt"), 400, "unsupported_file_type")
-    _error(client.submit(_pdf(1), name="one.pdf"), 400, "unsupported_file_type")  # PDFs go to batches
+    api_error(client.post(jobs, data="{not json", headers={"Content-Type": "application/json"}), 400, "malformed_request")
+    api_error(client.post(jobs, data="hello", headers={"Content-Type": "text/plain"}), 415, "unsupported_media_type")
+    api_error(client.post(jobs, files={"kind": (None, "expression")}), 400, "missing_image")
+    api_error(client.post(jobs, json={"image_base64": "data:image/png;base64,@@not base64@@"}), 400, "invalid_base64")
+    api_error(client.submit(b"just some text", name="notes.txt"), 400, "unsupported_file_type")
+    api_error(client.submit(_pdf(1), name="one.pdf"), 400, "unsupported_file_type")  # PDFs go to batches
     batches = stack.api("batches/")
-    _error(client.post(batches, files=[("files", ("bad.pdf", b"%PDF-1.4 this is not really a PDF", "application/pdf"))]), 400, "invalid_pdf")
-    _error(client.post(batches, files={"name": (None, "nothing")}), 400, "missing_image")
-    _error(client.submit(line_png("6*7", seed=1), headers={"Idempotency-Key": "k" * 300}), 400, "invalid_request")
+    api_error(client.post(batches, files=[("files", ("bad.pdf", b"%PDF-1.4 this is not really a PDF", "application/pdf"))]), 400, "invalid_pdf")
+    api_error(client.post(batches, files={"name": (None, "nothing")}), 400, "missing_image")
+    api_error(client.submit(line_png("6*7", seed=1), headers={"Idempotency-Key": "k" * 300}), 400, "invalid_request")
     # None of them made a job.
     assert client.get(jobs).json()["results"] == []
 
@@ -53,46 +46,46 @@ def test_bad_requests_get_typed_400s(stack):
 def test_each_limit_is_named_in_its_413(stack):
     client = stack.client()
     big = os.urandom(int(stack.env["MAX_IMAGE_BYTES"]) + 1)
-    error = _error(client.submit(big, name="huge.png"), 413, "file_too_large")
+    error = api_error(client.submit(big, name="huge.png"), 413, "file_too_large")
     assert error["limit"] == "MAX_IMAGE_BYTES"
 
     wide = io.BytesIO()
     Image.new("L", (8000, 6000), 255).save(wide, format="PNG")  # 48 Mpx, a small file
-    error = _error(client.submit(wide.getvalue(), name="wide.png"), 413, "too_many_pixels")
+    error = api_error(client.submit(wide.getvalue(), name="wide.png"), 413, "too_many_pixels")
     assert error["limit"] == "MAX_IMAGE_PIXELS" and "48,000,000" in error["message"]
 
     limit = int(stack.env["MAX_PAGES_PER_BATCH"])
-    error = _error(client.post(stack.api("batches/"), files=[("files", ("many.pdf", _pdf(limit + 1), "application/pdf"))]), 413, "too_many_pages")
+    error = api_error(client.post(stack.api("batches/"), files=[("files", ("many.pdf", _pdf(limit + 1), "application/pdf"))]), 413, "too_many_pages")
     assert error["limit"] == "MAX_PAGES_PER_BATCH"
     batch = client.post(stack.api("batches/"), files=[("files", ("four.pdf", _pdf(limit - 1), "application/pdf"))])
     assert batch.status_code == 202
-    error = _error(client.post(batch.headers["Location"] + "pages/", files=[("files", ("two.pdf", _pdf(2), "application/pdf"))]), 413, "too_many_pages")
+    error = api_error(client.post(batch.headers["Location"] + "pages/", files=[("files", ("two.pdf", _pdf(2), "application/pdf"))]), 413, "too_many_pages")
 
     chunk = os.urandom(int(stack.env["MAX_IMAGE_BYTES"]) - 10)
     files = [("files", (f"{i}.png", chunk, "image/png")) for i in range(5)]
-    error = _error(client.post(stack.api("batches/"), files=files), 413, "request_too_large")
+    error = api_error(client.post(stack.api("batches/"), files=files), 413, "request_too_large")
     assert error["limit"] == "MAX_REQUEST_BYTES"
 
     too_long = "A" * (int(stack.env["MAX_IMAGE_BYTES"]) * 4 // 3 + 70_000)
-    _error(client.post(stack.api("jobs/"), json={"image_base64": too_long}), 413, "file_too_large")
+    api_error(client.post(stack.api("jobs/"), json={"image_base64": too_long}), 413, "file_too_large")
 
 
 def test_api_errors_for_lookups_methods_and_formats(stack):
     client = stack.client()
-    _error(client.get(stack.api("jobs/00000000-0000-0000-0000-000000000000/")), 404, "not_found")
+    api_error(client.get(stack.api("jobs/00000000-0000-0000-0000-000000000000/")), 404, "not_found")
     url = client.submit(line_png("6*7", seed=1)).headers["Location"]
     job = client.wait(url)
-    _error(client.put(url, json={}), 405, "method_not_allowed")
-    _error(client.get(stack.api("jobs/"), headers={"Accept": "text/csv"}), 406, "not_acceptable")
-    error = _error(client.get(url + "steps/nope.png"), 404, "step_not_found")
+    api_error(client.put(url, json={}), 405, "method_not_allowed")
+    api_error(client.get(stack.api("jobs/"), headers={"Accept": "text/csv"}), 406, "not_acceptable")
+    error = api_error(client.get(url + "steps/nope.png"), 404, "step_not_found")
     assert "binarised" in error["message"]
-    _error(client.post(url + "corrections/", json={"line": 3, "expression": "1+1"}), 400, "invalid_correction")
-    _error(client.post(url + "corrections/", json={"symbol": 99, "choice": "7"}), 400, "invalid_correction")
+    api_error(client.post(url + "corrections/", json={"line": 3, "expression": "1+1"}), 400, "invalid_correction")
+    api_error(client.post(url + "corrections/", json={"symbol": 99, "choice": "7"}), 400, "invalid_correction")
     first = job["result"]["lines"][0]["symbols"][0]
     not_shown = next(c for c in "0123456789" if c not in [alt for alt, _ in first["top3"]])
-    _error(client.post(url + "corrections/", json={"symbol": 0, "choice": not_shown}), 400, "invalid_correction")
-    _error(client.post(url + "corrections/", json={"expression": "6**7"}), 400, "invalid_correction")
-    _error(client.post(url + "corrections/", json={"symbol": 0}), 400, "invalid_request")
+    api_error(client.post(url + "corrections/", json={"symbol": 0, "choice": not_shown}), 400, "invalid_correction")
+    api_error(client.post(url + "corrections/", json={"expression": "6**7"}), 400, "invalid_correction")
+    api_error(client.post(url + "corrections/", json={"symbol": 0}), 400, "invalid_request")
 
 
 def test_a_job_that_has_not_finished_has_no_pictures_and_takes_no_correction(stack):
@@ -107,8 +100,8 @@ def test_a_job_that_has_not_finished_has_no_pictures_and_takes_no_correction(sta
         attempts=1, lease_expires_at=timezone.now() + timezone.timedelta(hours=1), enqueued_at=timezone.now(),
     )
     url = stack.api(f"jobs/{job.id}/")
-    _error(client.get(url + "steps/boxes.png"), 409, "job_not_finished")
-    _error(client.post(url + "corrections/", json={"expression": "1+1"}), 409, "job_not_finished")
+    api_error(client.get(url + "steps/boxes.png"), 409, "job_not_finished")
+    api_error(client.post(url + "corrections/", json={"expression": "1+1"}), 409, "job_not_finished")
     job.delete()
 
 
@@ -125,7 +118,7 @@ def test_session_requests_without_a_csrf_token_are_denied(stack):
     )
     assert login_page.status_code == 200 and response.status_code == 200 and "sessionid" in browser.cookies
     assert browser.get(stack.api("jobs/")).status_code == 200  # the session authenticates
-    error = _error(browser.post(stack.api("jobs/"), json={"image_base64": "AAAA"}), 403, "permission_denied")
+    error = api_error(browser.post(stack.api("jobs/"), json={"image_base64": "AAAA"}), 403, "permission_denied")
     assert "CSRF" in error["message"]
 
 
@@ -176,7 +169,7 @@ def test_a_job_over_its_soft_time_limit_fails_with_processing_timeout(stack):
     assert body["status"] == "failed" and body["error"]["code"] == "processing_timeout", body["error"]
 
 
-def test_a_job_that_keeps_failing_on_storage_ends_with_internal_error(stack):
+def test_a_job_that_keeps_failing_on_storage_ends_with_internalapi_error(stack):
     from webapp.recognition import services
     from webapp.recognition.models import Job
 
@@ -199,7 +192,7 @@ def test_a_database_outage_is_a_503_in_the_error_shape_and_liveness_stays_up(sta
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: _answers(f"{url}/healthz"), 60, what="the web process without a database")
         response = requests.get(f"{url}/api/v1/jobs/", headers={"Authorization": "Token whatever"})
-        _error(response, 503, "database_unavailable")
+        api_error(response, 503, "database_unavailable")
         assert response.headers["Retry-After"]
         assert requests.get(f"{url}/healthz").status_code == 200
         ready = requests.get(f"{url}/readyz")
@@ -235,6 +228,6 @@ def test_a_multipart_body_with_too_many_fields_is_a_400(stack):
     fields = [(f"field{i}", (None, "x")) for i in range(1001)]
     image = [("image", ("line.png", line_png("6*7", seed=1), "image/png"))]
     for url, files in ((stack.api("jobs/"), image + fields), (stack.api("batches/"), [("files", image[0][1])] + fields)):
-        error = _error(client.post(url, files=files), 400, "malformed_request")
+        error = api_error(client.post(url, files=files), 400, "malformed_request")
         assert error["limit"] == "DATA_UPLOAD_MAX_NUMBER_FIELDS", error
     assert client.get(stack.api("jobs/")).json()["results"] == []
