@@ -142,6 +142,46 @@ def test_drawing_12_plus_3_times_4_shows_24_with_every_step_and_a_correction_cha
     context.close()
 
 
+INK_ON_PAD = """() => {
+  const pad = document.getElementById("pad");
+  const pixels = pad.getContext("2d").getImageData(0, 0, pad.width, pad.height).data;
+  let dark = 0, right = 0;
+  for (let i = 0; i < pixels.length; i += 4) if (pixels[i] < 128) { dark++; right = Math.max(right, (i / 4) % pad.width); }
+  return {dark, right, width: pad.width};
+}"""
+
+
+def test_the_pad_keeps_what_was_drawn_near_its_edge_when_it_narrows_and_ctrl_z_while_typing_is_typing(chromium, stack):
+    from training.strokes import line_paths
+
+    client = _user(stack)
+    context, page = _logged_in(chromium, stack, client, **DESKTOP)
+    box = page.locator("#pad").bounding_box()
+    for path in line_paths("77", np.random.default_rng(5), height=80, left=box["width"] - 160, top=60):  # near the right edge
+        page.mouse.move(box["x"] + path[0][0], box["y"] + path[0][1])
+        page.mouse.down()
+        for x, y in path[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y)
+        page.mouse.up()
+    wide = page.evaluate(INK_ON_PAD)
+    assert wide["dark"] > 500 and wide["right"] > 0.8 * wide["width"]
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone's width: the pad narrows
+    page.wait_for_function("() => document.getElementById('pad').clientWidth < 390")
+    narrow = page.evaluate(INK_ON_PAD)
+    # Scaled with the pad, not cut off by it: the same share of the width, and ink in proportion.
+    assert narrow["right"] < narrow["width"] and abs(narrow["right"] / narrow["width"] - wide["right"] / wide["width"]) < 0.03
+    assert narrow["dark"] > 0.5 * wide["dark"] * (narrow["width"] / wide["width"]) ** 2
+
+    page.evaluate("() => document.querySelector('.toolbar').append(Object.assign(document.createElement('input'), {id: 'typing'}))")
+    page.locator("#typing").fill("12+3")
+    page.locator("#typing").press("Control+z")  # undoes the typing, never a stroke
+    assert page.evaluate(INK_ON_PAD)["dark"] == narrow["dark"]
+    page.evaluate("() => document.activeElement.blur()")
+    page.keyboard.press("Control+z")  # on the page itself it takes the last stroke back
+    assert page.evaluate(INK_ON_PAD)["dark"] < narrow["dark"]
+    context.close()
+
+
 def test_a_two_page_worksheet_pdf_is_marked_with_tables_and_marks(chromium, stack, tmp_path):
     pages = [["7*8=56", "12-5=7", "3*(4+2)=18"], ["9+8=16", "6*7=42", "15-6=9"]]
     pdf = tmp_path / "worksheets.pdf"

@@ -22,15 +22,31 @@ const Api = {
     return Api.request(url, { method: "POST", body: JSON.stringify(data), headers: { "Content-Type": "application/json" } });
   },
   sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); },
+  /* A GET that rides out what passes: a dropped connection, a 5xx, a 429 (after its Retry-After).
+     It waits 1, 2, 4 ... 30 s between tries and gives up after MAX_TRIES; other errors throw at once. */
+  MAX_TRIES: 8,
+  async getPatiently(url, onRetry) {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await Api.request(url);
+      } catch (error) {
+        const passing = !error.code || error.code === "throttled" || error.code === "database_unavailable" || error.code === "internal_error";
+        if (!passing || tries >= Api.MAX_TRIES) throw error;
+        if (onRetry) onRetry(error);
+        await Api.sleep(error.retryAfter ? error.retryAfter * 1000 : Math.min(30000, 1000 * 2 ** (tries - 1)));
+      }
+    }
+  },
   /* Wait for a job to finish; onUpdate sees every state. The server holds each request
-     until the job has finished (up to 20 s), so this is usually two requests, not a poll loop. */
-  async waitForJob(url, onUpdate) {
+     until the job has finished (up to 20 s), so this is usually two requests, not a poll loop.
+     A server with no waiting slot free answers at once: then ask less often, up to every 5 s. */
+  async waitForJob(url, onUpdate, onRetry) {
     const held = url + (url.includes("?") ? "&" : "?") + "wait=20";
-    for (let first = true; ; first = false) {
-      const job = await Api.request(first ? url : held);
+    for (let round = 0; ; round++) {
+      const job = await Api.getPatiently(round === 0 ? url : held, onRetry);
       onUpdate(job);
       if (job.status === "succeeded" || job.status === "failed") return job;
-      if (!first) await Api.sleep(250);  // answered early (the server had no waiting slot free)
+      if (round > 0) await Api.sleep(Math.min(5000, 250 * 2 ** (round - 1)));
     }
   },
 };

@@ -6,15 +6,27 @@ document.addEventListener("DOMContentLoaded", () => {
   const pen = document.getElementById("pen");
   const strokes = [];
   let current = null;
+  let drawnWidth = 0;  // the pad's width when its strokes were drawn or last fitted
 
   function resize() {
     const ratio = window.devicePixelRatio || 1;
     const width = canvas.clientWidth;
     const height = canvas.clientHeight;
+    // A narrower pad (a phone turned, a window narrowed) would cut off what was drawn near its
+    // right edge, and the cut strokes would be missing from the picture sent: scale them with it.
+    if (drawnWidth && width && width !== drawnWidth) scaleStrokes(width / drawnWidth);
+    if (width) drawnWidth = width;
     canvas.width = Math.round(width * ratio);
     canvas.height = Math.round(height * ratio);
     context.setTransform(ratio, 0, 0, ratio, 0, 0);
     redraw();
+  }
+
+  function scaleStrokes(factor) {
+    for (const stroke of current ? strokes.concat([current]) : strokes) {
+      stroke.width *= factor;
+      for (const p of stroke.points) { p.x *= factor; p.y *= factor; }
+    }
   }
 
   function drawStroke(stroke) {
@@ -49,6 +61,7 @@ document.addEventListener("DOMContentLoaded", () => {
 
   canvas.addEventListener("pointerdown", (event) => {
     event.preventDefault();
+    if (current) return;  // a palm or a second finger while a stroke is drawn: keep the stroke
     canvas.setPointerCapture(event.pointerId);
     current = { width: Number(pen.value), points: [point(event)], pointerId: event.pointerId };
     redraw();
@@ -72,6 +85,8 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("undo").addEventListener("click", undo);
   document.getElementById("clear").addEventListener("click", () => { strokes.length = 0; redraw(); });
   document.addEventListener("keydown", (event) => {
+    // Not while typing: Ctrl+Z in a text field undoes the typing, as everywhere else.
+    if (event.target.closest("input, textarea, select, [contenteditable]")) return;
     if ((event.ctrlKey || event.metaKey) && event.key === "z") { event.preventDefault(); undo(); }
   });
 

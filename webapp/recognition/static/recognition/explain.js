@@ -12,7 +12,9 @@ const Explain = {
   },
 
   async follow(url) {
-    const job = await Api.waitForJob(url, Explain.showProgress);
+    const job = await Api.waitForJob(url, Explain.showProgress, () => {
+      document.getElementById("progress-text").textContent = "The server is not answering; trying again…";
+    });
     Explain.render(job);
     return job;
   },

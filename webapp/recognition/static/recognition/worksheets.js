@@ -27,13 +27,25 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
 
+  let following = 0;  // which upload the page follows: a newer one stops the older loop
   async function follow(url) {
+    const mine = ++following;
     section.hidden = false;
-    for (;;) {
-      const batch = await Api.request(url);
+    const problem = document.getElementById("upload-error");
+    for (let round = 0; mine === following; round++) {
+      let batch;
+      try {
+        batch = await Api.getPatiently(url, () => { problem.hidden = false; problem.textContent = "The server is not answering; trying again…"; });
+      } catch (error) {
+        problem.hidden = false;
+        problem.textContent = `Progress stopped: ${error.message}. Reload the page to try again.`;
+        return;
+      }
+      if (mine !== following) return;
+      problem.hidden = true;
       render(batch);
       if (batch.finished) return;
-      await Api.sleep(800);
+      await Api.sleep(Math.min(5000, 800 + 200 * round));  // a large batch takes minutes: ask less often as it goes
     }
   }
 
