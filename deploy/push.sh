@@ -17,7 +17,8 @@ for image in web worker; do
   repository="handwritten-arithmetic-$image"
   aws ecr describe-repositories --region "$region" --repository-names "$repository" >/dev/null 2>&1 \
     || aws ecr create-repository --region "$region" --repository-name "$repository" --image-tag-mutability IMMUTABLE >/dev/null
-  docker build --file "Dockerfile.$image" --tag "$registry/$repository:$tag" .
+  # The hosts are x86-64 (c6i): say so, or a build on an ARM laptop pushes images they cannot run.
+  docker build --platform linux/amd64 --file "Dockerfile.$image" --tag "$registry/$repository:$tag" .
   docker push "$registry/$repository:$tag"
 done
 echo "pushed $registry/handwritten-arithmetic-{web,worker}:$tag"

@@ -23,14 +23,15 @@ if ! command -v aws >/dev/null; then
 fi
 
 mkdir -p "$APP_DIR"
-# The compose file and this role's override are kept in SSM as well, so hosts never clone the repository.
-aws ssm get-parameter --name "$PREFIX/compose" --query Parameter.Value --output text > "$APP_DIR/docker-compose.yml"
 
-# Writes .env from every parameter under the prefix (SecureString decrypted by the instance role).
+# At each start: the compose file (kept in SSM as well, so hosts never clone the repository, and
+# a change reaches a host on its next restart), and .env from every parameter under the prefix
+# (SecureString decrypted by the instance role).
 cat > "$APP_DIR/fetch-env.sh" <<'SCRIPT'
 #!/usr/bin/env bash
 set -euo pipefail
 PREFIX="${SSM_PREFIX:-/handwritten-arithmetic}"
+aws ssm get-parameter --name "$PREFIX/compose" --query Parameter.Value --output text > /opt/handwritten-arithmetic/docker-compose.yml
 umask 077
 aws ssm get-parameters-by-path --path "$PREFIX/env" --with-decryption --recursive --output json \
   | jq -r '.Parameters[] | "\(.Name | split("/") | last)=\(.Value)"' > /opt/handwritten-arithmetic/.env
