@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(registry.describe(args.version or registry.active_version()), indent=2))
         elif args.command == "promote":
             previous = registry.promote(args.version, force=args.force)
-            print(f"ACTIVE: {previous or '(none)'} -> {args.version}")
+            if previous == args.version:
+                print(f"ACTIVE: {args.version} already serves; nothing changed")
+            else:
+                print(f"ACTIVE: {previous or '(none)'} -> {args.version}")
         elif args.command == "rollback":
             print(f"ACTIVE rolled back to {registry.rollback()}")
         elif args.command == "history":

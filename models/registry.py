@@ -15,6 +15,8 @@ the version that was active before. TensorFlow is imported only by
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import re
 import tempfile
@@ -26,6 +28,10 @@ PROMOTION_FLOORS = {"operator_each": 0.97, "digits_mean": 0.95, "all": 0.96}
 """Real-handwriting floors (report half of ../shared/data/crohme-validation) a version must meet to be promoted."""
 OPERATOR_CLASSES = "+-*()="
 REQUIRED_FILES = ("model.keras", "labels.json", "config.json")
+POINTER_MODE = 0o644
+"""ACTIVE is read by workers that may run as another user."""
+
+log = logging.getLogger(__name__)
 
 
 class RegistryError(Exception):
@@ -72,30 +78,108 @@ def active_version(root: Path | None = None) -> str:
     return version
 
 
+def _fsync_directory(directory: Path) -> None:
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
 def _write_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-    os.replace(temporary, path)
+    """Replace ``path`` with ``text`` in one step: readers see the old file or the new one, whole.
+
+    The file is world-readable (mkstemp makes it 0600) and on disk, with its directory entry,
+    before this returns; on any error the temporary file is removed and ``path`` is unchanged.
+    """
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fchmod(out.fileno(), POINTER_MODE)
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_directory(path.parent)
+
+
+def _parse_history_line(line: str) -> dict | None:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(entry, dict) or entry.get("action") not in ("promote", "rollback") or not isinstance(entry.get("version"), str):
+        return None
+    return entry
+
+
+def _read_history(path: Path, warn: bool = True) -> tuple[list[dict], int | None]:
+    """HISTORY's entries, and the byte offset where an unparsable last line starts (None if there is none).
+
+    A last line that does not parse is what a promotion or rollback cut short while appending
+    leaves behind (HISTORY is appended before ACTIVE moves, so it never took effect): it is
+    ignored, with a warning. An unparsable line anywhere else is damage a person must look at.
+    """
+    if not path.exists():
+        return [], None
+    data = path.read_bytes()
+    lines = data.splitlines(keepends=True)
+    offsets, position = [], 0
+    for line in lines:
+        offsets.append(position)
+        position += len(line)
+    numbered = [(number, offset, line) for number, (offset, line) in enumerate(zip(offsets, lines), 1) if line.strip()]
+    entries, torn_at = [], None
+    for index, (number, offset, line) in enumerate(numbered):
+        entry = _parse_history_line(line.decode("utf-8", errors="replace"))
+        if entry is not None:
+            entries.append(entry)
+        elif index == len(numbered) - 1:
+            if warn:
+                log.warning("ignoring the unreadable last line of %s (an interrupted write?): %r", path, line[:200])
+            torn_at = offset
+        else:
+            raise RegistryError(f"{path} line {number} is not a promotion or rollback record: {line[:200]!r}; "
+                                "repair or remove that line")
+    return entries, torn_at
 
 
 def history(root: Path | None = None) -> list[dict]:
     root = root or models_dir()
-    path = root / "HISTORY"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return _read_history(root / "HISTORY")[0]
 
 
 def _record(root: Path, action: str, version: str, previous: str | None) -> None:
+    """Append one entry to HISTORY, on disk before this returns.
+
+    An unreadable last line (a write cut short) is cut off first, so the new entry neither
+    joins it nor leaves it in the middle of the file where it would stop every later read.
+    """
     entry = {
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "action": action,
         "version": version,
         "previous": previous,
     }
-    with open(root / "HISTORY", "a") as out:
-        out.write(json.dumps(entry) + "\n")
+    path = root / "HISTORY"
+    _, torn_at = _read_history(path, warn=False)
+    if torn_at is not None:
+        log.warning("cutting the unreadable last line off %s before appending to it", path)
+    ends_a_line = not path.exists() or path.read_bytes()[-1:] in (b"", b"\n")
+    with open(path, "ab") as out:
+        if torn_at is not None:
+            out.truncate(torn_at)
+        elif not ends_a_line:  # a whole last entry, cut short before its newline
+            out.write(b"\n")
+        out.write((json.dumps(entry) + "\n").encode())
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def _current(root: Path) -> str | None:
@@ -103,18 +187,33 @@ def _current(root: Path) -> str | None:
     return pointer.read_text().strip() if pointer.exists() else None
 
 
+def _figure(value) -> float | None:
+    """A usable accuracy: a number that is not NaN (None for anything else)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return None
+    return float(value)
+
+
 def floor_misses(report: dict | None) -> list[str]:
-    """The promotion floors a real-handwriting report misses, as readable lines (empty when all are met)."""
+    """The promotion floors a real-handwriting report misses, as readable lines (empty when all are met).
+
+    A figure that is missing or NaN misses its floor (nothing measured is not a pass), and so
+    does a report over no symbols at all.
+    """
     if not report:
         return ["no real-handwriting figures in metrics.json (run python -m training.validate_real)"]
     misses = []
-    for symbol in OPERATOR_CLASSES:
-        value = report["per_class"].get(symbol, 1.0)
-        if value < PROMOTION_FLOORS["operator_each"]:
-            misses.append(f"{symbol}: {value:.4f} < {PROMOTION_FLOORS['operator_each']}")
-    for key in ("digits_mean", "all"):
-        if report[key] < PROMOTION_FLOORS[key]:
-            misses.append(f"{key.replace('_', ' ')}: {report[key]:.4f} < {PROMOTION_FLOORS[key]}")
+    if "n" in report and report["n"] == 0:
+        misses.append("n: the report half has no symbols")
+    per_class = report.get("per_class") if isinstance(report.get("per_class"), dict) else {}
+    figures = [(symbol, per_class.get(symbol), PROMOTION_FLOORS["operator_each"]) for symbol in OPERATOR_CLASSES]
+    figures += [(key.replace("_", " "), report.get(key), PROMOTION_FLOORS[key]) for key in ("digits_mean", "all")]
+    for name, raw, floor in figures:
+        value = _figure(raw)
+        if value is None:
+            misses.append(f"{name}: {'missing' if raw is None else repr(raw)}, not measured (floor {floor})")
+        elif value < floor:
+            misses.append(f"{name}: {value:.4f} < {floor}")
     return misses
 
 
@@ -128,27 +227,40 @@ def check_promotable(version: str, metrics: dict | None, force: bool) -> None:
         raise RegistryError(f"{version} is below the real-handwriting floors ({'; '.join(misses)}); pass --force to promote it anyway")
 
 
-def promote(version: str, root: Path | None = None, force: bool = False) -> str:
+def promote(version: str, root: Path | None = None, force: bool = False) -> str | None:
     """Make ``version`` the serving model. Returns the version that was active before.
 
-    A version below the real-handwriting floors is refused unless ``force``.
+    A version below the real-handwriting floors is refused unless ``force``. Promoting the
+    version that already serves changes nothing (HISTORY gets no second entry, so the next
+    rollback still goes back a version). HISTORY is written before ACTIVE: a promotion cut
+    short between the two is finished by running it again.
     """
     root = root or models_dir()
     version_dir(version, root)
-    check_promotable(version, describe(version, root)["metrics"], force)
     previous = _current(root)
+    stack = promotion_stack(root)
+    recorded = bool(stack) and stack[-1] == version
+    if previous == version and recorded:
+        return previous
+    check_promotable(version, describe(version, root)["metrics"], force)
+    if not recorded:
+        _record(root, "promote", version, previous)
     _write_atomically(root / "ACTIVE", version + "\n")
-    _record(root, "promote", version, previous)
     return previous
 
 
 def promotion_stack(root: Path | None = None) -> list[str]:
-    """Versions promoted and not rolled back, oldest first: replaying HISTORY."""
+    """Versions promoted and not rolled back, oldest first: replaying HISTORY.
+
+    A promotion of the version already on top is no new step, and a rollback whose target is
+    already on top moved nothing (HISTORY written before re-promotion was a no-op has both).
+    """
     stack: list[str] = []
     for entry in history(root):
         if entry["action"] == "promote":
-            stack.append(entry["version"])
-        elif entry["action"] == "rollback" and stack:
+            if not stack or stack[-1] != entry["version"]:
+                stack.append(entry["version"])
+        elif entry["action"] == "rollback" and stack and stack[-1] != entry["version"]:
             stack.pop()
     return stack
 
@@ -157,17 +269,25 @@ def rollback(root: Path | None = None) -> str:
     """Point ACTIVE back at the version promoted before the current one. Returns it.
 
     Rollbacks undo promotions one by one, so two rollbacks after three
-    promotions land on the first version, never back and forth.
+    promotions land on the first version, never back and forth. Refused when
+    HISTORY does not end at the version ACTIVE names (ACTIVE edited by hand, or
+    an operation cut short): which version is "before" is then unknown.
     """
     root = root or models_dir()
     current = _current(root)
     stack = promotion_stack(root)
+    if stack and stack[-1] != current:
+        raise RegistryError(
+            f"HISTORY does not match ACTIVE: its promotions end at {stack[-1]} but ACTIVE names {current or 'nothing'} "
+            f"(edited by hand, or a promote or rollback cut short); promote the version that should serve "
+            f"(`python -m models promote VERSION`) and roll back from there"
+        )
     if len(stack) < 2:
         raise RegistryError(f"nothing to roll back to: {current} is the earliest promotion in HISTORY")
     target = stack[-2]
     version_dir(target, root)
-    _write_atomically(root / "ACTIVE", target + "\n")
     _record(root, "rollback", target, current)
+    _write_atomically(root / "ACTIVE", target + "\n")
     return target
 
 

@@ -125,3 +125,142 @@ def test_copied_registry_is_independent(root, tmp_path_factory):
     shutil.copytree(root, copy)
     registry.promote("v0001", copy)
     assert not (root / "ACTIVE").exists()
+
+
+# --- review fixes: floors on missing figures, HISTORY before ACTIVE, a readable ACTIVE ---------------
+
+
+def test_missing_or_nan_figures_miss_the_floors_and_promotion_needs_force(root):
+    nan = float("nan")
+    misses = registry.floor_misses({"per_class": {}, "digits_mean": nan, "all": nan})
+    assert [miss.split(":")[0] for miss in misses] == [*"+-*()=", "digits mean", "all"]
+    assert misses[0] == "+: missing, not measured (floor 0.97)"
+    assert misses[-1] == "all: nan, not measured (floor 0.96)"
+    one_gone = _report()
+    del one_gone["per_class"]["="]
+    del one_gone["digits_mean"]
+    assert registry.floor_misses(one_gone) == ["=: missing, not measured (floor 0.97)", "digits mean: missing, not measured (floor 0.95)"]
+    assert registry.floor_misses({**_report(), "n": 0}) == ["n: the report half has no symbols"]
+    assert registry.floor_misses({**_report(), "n": 8835}) == []
+
+    # On disk, as validate_real writes a report over no digits (json writes NaN and reads it back).
+    _fake_version(root, "v0004", {**_report(), "digits_mean": nan})
+    assert "NaN" in (root / "v0004" / "metrics.json").read_text()
+    registry.promote("v0003", root)
+    with pytest.raises(registry.RegistryError, match=r"below the real-handwriting floors \(digits mean: nan, not measured"):
+        registry.promote("v0004", root)
+    assert registry.active_version(root) == "v0003"
+    registry.promote("v0004", root, force=True)
+    assert registry.active_version(root) == "v0004"
+
+
+def _cli_with_file_size_limit(root: Path, limit: int, *args: str) -> subprocess.CompletedProcess:
+    """The CLI with writes past ``limit`` bytes failing (EFBIG), as on a full disk or quota: no file grows past it."""
+    import resource
+    import signal
+
+    def limit_writes():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error from write(), not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = {**os.environ, "MODELS_DIR": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([sys.executable, "-m", "models", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          preexec_fn=limit_writes)
+
+
+def test_a_failed_history_append_leaves_active_alone_so_rollback_skips_nothing(root):
+    registry.promote("v0001", root)
+    registry.promote("v0002", root)
+    before = (root / "HISTORY").read_bytes()
+    failed = _cli_with_file_size_limit(root, len(before), "promote", "v0003")
+    assert failed.returncode != 0 and "File too large" in failed.stderr
+    assert (root / "HISTORY").read_bytes() == before
+    assert registry.active_version(root) == "v0002"  # was v0003 with no record of it: rollback then skipped v0002
+    assert registry.rollback(root) == "v0001"
+
+
+def test_a_half_written_last_history_line_is_ignored_and_cut_off_by_the_next_write(root, caplog):
+    registry.promote("v0001", root)
+    registry.promote("v0002", root)
+    before = (root / "HISTORY").read_bytes()
+    failed = _cli_with_file_size_limit(root, len(before) + 25, "promote", "v0003")
+    assert failed.returncode != 0
+    torn = (root / "HISTORY").read_bytes()
+    assert torn.startswith(before) and len(torn) == len(before) + 25 and not torn.endswith(b"\n")
+    assert registry.active_version(root) == "v0002"
+
+    with caplog.at_level("WARNING", logger="models.registry"):
+        assert [e["version"] for e in registry.history(root)] == ["v0001", "v0002"]
+    assert "ignoring the unreadable last line" in caplog.text
+    listed = _cli(root, "history")
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 2 and "unreadable last line" in listed.stderr
+
+    assert registry.rollback(root) == "v0001"  # was an uncaught JSONDecodeError
+    lines = (root / "HISTORY").read_text().splitlines()
+    assert [json.loads(line)["action"] for line in lines] == ["promote", "promote", "rollback"]  # the torn bytes are gone
+    registry.promote("v0003", root)
+    assert registry.promotion_stack(root) == ["v0001", "v0003"]
+
+    # Damage anywhere but the last line is refused with a message, not a JSONDecodeError.
+    (root / "HISTORY").write_text(lines[0] + "\n{not json\n" + lines[1] + "\n")
+    with pytest.raises(registry.RegistryError, match=r"HISTORY line 2 is not a promotion or rollback record"):
+        registry.rollback(root)
+
+
+def test_promoting_the_active_version_again_changes_nothing(root):
+    registry.promote("v0001", root)
+    registry.promote("v0002", root)
+    history_before = (root / "HISTORY").read_bytes()
+    assert registry.promote("v0002", root) == "v0002"
+    assert (root / "HISTORY").read_bytes() == history_before
+    again = _cli(root, "promote", "v0002")
+    assert again.returncode == 0 and "v0002 already serves; nothing changed" in again.stdout
+    assert (root / "HISTORY").read_bytes() == history_before
+    assert registry.rollback(root) == "v0001"  # was v0002: the duplicate entry made rollback stand still
+
+
+def _write_history(root: Path, *entries: tuple[str, str, str | None]) -> None:
+    (root / "HISTORY").write_text("".join(
+        json.dumps({"at": "2026-01-01T00:00:00+00:00", "action": a, "version": v, "previous": p}) + "\n" for a, v, p in entries))
+
+
+def test_a_history_with_duplicate_promotions_from_before_the_fix_still_rolls_back(root):
+    duplicated = [("promote", "v0001", None), ("promote", "v0002", "v0001"), ("promote", "v0002", "v0002")]
+    _write_history(root, *duplicated)
+    (root / "ACTIVE").write_text("v0002\n")
+    assert registry.promotion_stack(root) == ["v0001", "v0002"]
+    assert registry.rollback(root) == "v0001"  # was v0002, standing still
+    # ... and after the rollback that stood still, which moved nothing.
+    _write_history(root, *duplicated, ("rollback", "v0002", "v0002"))
+    (root / "ACTIVE").write_text("v0002\n")
+    assert registry.promotion_stack(root) == ["v0001", "v0002"]
+    assert registry.rollback(root) == "v0001"
+
+
+def test_rollback_refuses_when_history_does_not_match_active(root):
+    registry.promote("v0001", root)
+    registry.promote("v0002", root)
+    registry.promote("v0003", root)
+    # ACTIVE behind HISTORY: edited by hand, or a promotion cut short between its two writes.
+    (root / "ACTIVE").write_text("v0001\n")
+    history_before = (root / "HISTORY").read_bytes()
+    with pytest.raises(registry.RegistryError, match="HISTORY does not match ACTIVE: its promotions end at v0003 but ACTIVE names v0001"):
+        registry.rollback(root)
+    assert registry.active_version(root) == "v0001" and (root / "HISTORY").read_bytes() == history_before
+    refused = _cli(root, "rollback")
+    assert refused.returncode == 2 and "HISTORY does not match ACTIVE" in refused.stderr
+    # Promoting the version HISTORY ends at finishes the cut-short promotion, without a second entry.
+    assert registry.promote("v0003", root) == "v0001"
+    assert (root / "HISTORY").read_bytes() == history_before
+    assert registry.rollback(root) == "v0002"
+
+
+def test_active_is_world_readable_and_a_failed_write_leaves_no_temporary_file(root):
+    registry.promote("v0001", root)
+    assert (root / "ACTIVE").stat().st_mode & 0o777 == 0o644  # mkstemp made it 0600: unreadable to a worker user
+    registry.promote("v0002", root)
+    assert (root / "ACTIVE").stat().st_mode & 0o777 == 0o644
+    with pytest.raises(UnicodeEncodeError):
+        registry._write_atomically(root / "ACTIVE", "v0003\ud800\n")  # fails half way through writing
+    assert (root / "ACTIVE").read_text() == "v0002\n"
+    assert sorted(p.name for p in root.iterdir() if p.is_file()) == ["ACTIVE", "HISTORY"]

@@ -111,3 +111,38 @@ def test_a_corrupt_model_is_refused_and_the_previous_version_keeps_serving(stack
     finally:
         assert _models_cli(stack, "rollback").returncode == 0
     assert model_store.active_version() == serving
+
+
+def test_rollback_verifies_the_stored_files_of_its_target_as_promote_does(stack, tmp_path):
+    from webapp.recognition import model_store
+    from webapp.recognition.models import ModelPointer
+
+    serving = model_store.active_version()
+    copy = tmp_path / "v0098"
+    shutil.copytree(REPO / "models" / "v0001", copy)
+    model_store.register_folder(copy)
+    assert _models_cli(stack, "promote", "v0098", "--force").returncode == 0
+    assert _models_cli(stack, "promote", "v0001", "--force").returncode == 0
+
+    # Promoting the version that serves adds no pointer row, so the rollback below still goes back a version.
+    rows = ModelPointer.objects.count()
+    again = _models_cli(stack, "promote", "v0001", "--force")
+    assert again.returncode == 0, again.stderr
+    assert ModelPointer.objects.count() == rows and model_store.active_version() == "v0001"
+
+    stored = Path(stack.env["MEDIA_ROOT"]) / "models" / "v0098" / "model.keras"
+    original = stored.read_bytes()
+    stored.write_bytes(b"not a model")  # the rollback target, damaged in storage
+    try:
+        refused = _models_cli(stack, "rollback")
+        assert refused.returncode != 0
+        assert "cannot roll back to v0098: models/v0098/model.keras is corrupt: sha256" in refused.stderr
+        assert model_store.active_version() == "v0001" and ModelPointer.objects.count() == rows
+        stored.unlink()
+        with pytest.raises(model_store.ModelStoreError, match="cannot roll back to v0098: models/v0098/model.keras is missing"):
+            model_store.rollback()
+    finally:
+        stored.write_bytes(original)
+    assert model_store.rollback() == "v0098"
+    assert model_store.rollback() == serving
+    assert model_store.active_version() == serving

@@ -140,7 +140,14 @@ def _move_pointer(action: str, version: str, previous: str | None, forced: bool 
 
 
 def promote(version: str, force: bool = False) -> str | None:
-    """Point every worker at ``version``; refuses broken files, and versions below the floors unless forced."""
+    """Point every worker at ``version``; refuses broken files, and versions below the floors unless forced.
+
+    Promoting the version that already serves changes nothing and adds no pointer row (so the next rollback
+    still goes back a version), as with the files registry.
+    """
+    current = ModelPointer.objects.order_by("-id").values_list("version_id", flat=True).first()
+    if current == version:
+        return version
     problems = verify(version)
     if problems:
         raise ModelStoreError(f"cannot promote {version}: " + "; ".join(problems))
@@ -151,6 +158,8 @@ def promote(version: str, force: bool = False) -> str | None:
         raise ModelStoreError(str(error)) from None
     with transaction.atomic():
         previous = ModelPointer.objects.select_for_update().order_by("-id").first()
+        if previous is not None and previous.version_id == version:  # promoted meanwhile
+            return version
         _move_pointer(ModelPointer.Action.PROMOTE, version, previous.version_id if previous else None, forced=force)
     return previous.version_id if previous else None
 
@@ -161,14 +170,21 @@ def rollback() -> str:
         pointers = list(ModelPointer.objects.select_for_update().order_by("id"))
         stack: list[str] = []
         for pointer in pointers:
+            # As registry.promotion_stack: a repeated promotion is no new step, and a rollback to
+            # the version already on top (after one) moved nothing.
             if pointer.action == ModelPointer.Action.ROLLBACK:
-                if stack:
+                if stack and stack[-1] != pointer.version_id:
                     stack.pop()
-            else:
+            elif not stack or stack[-1] != pointer.version_id:
                 stack.append(pointer.version_id)
         if len(stack) < 2:
             raise ModelStoreError(f"nothing to roll back to: {stack[-1] if stack else 'no version'} is the earliest")
         target = stack[-2]
+        # The same check as promote, under the lock: workers would refuse missing or corrupt
+        # files and keep serving the current version while the pointer said otherwise.
+        problems = verify(target)
+        if problems:
+            raise ModelStoreError(f"cannot roll back to {target}: " + "; ".join(problems))
         _move_pointer(ModelPointer.Action.ROLLBACK, target, stack[-1])
     return target
 
