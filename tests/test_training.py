@@ -18,11 +18,11 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def _train(tmp_path: Path, *args: str) -> subprocess.Popen:
+def _train(tmp_path: Path, *args: str, small: bool = True, models_dir: Path | None = None) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [
-        sys.executable, "-m", "training.train", "--small", "--threads", "1",
-        "--models-dir", str(tmp_path / "models"), "--runs-dir", str(tmp_path / "runs"),
+        sys.executable, "-m", "training.train", *(["--small"] if small else []), "--threads", "1",
+        "--models-dir", str(models_dir or tmp_path / "models"), "--runs-dir", str(tmp_path / "runs"),
         "--real-data", str(tmp_path / "no-real-data"), *args,
     ]
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -36,9 +36,8 @@ def _epochs_logged(run_dir: Path) -> list[int]:
         return [int(row["epoch"]) for row in csv.DictReader(handle)]
 
 
-def test_interrupted_run_resumes_and_writes_new_versions(tmp_path):
-    # Start a 2-epoch run and kill it hard once the first epoch is checkpointed.
-    first = _train(tmp_path, "--epochs", "2")
+def _kill_after_first_epoch(process: subprocess.Popen, tmp_path: Path) -> Path:
+    """Kill a run hard once its first epoch is checkpointed; return its run folder."""
     deadline = time.time() + 300
     run_dir = None
     while time.time() < deadline:
@@ -46,11 +45,17 @@ def test_interrupted_run_resumes_and_writes_new_versions(tmp_path):
         if runs and _epochs_logged(runs[0]) == [0]:
             run_dir = runs[0]
             break
-        assert first.poll() is None, first.stdout.read()
+        assert process.poll() is None, process.stdout.read()
         time.sleep(0.5)
     assert run_dir is not None, "the first epoch never finished"
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return run_dir
+
+
+def test_interrupted_run_resumes_and_writes_new_versions(tmp_path):
+    # Start a 2-epoch run and kill it hard once the first epoch is checkpointed.
+    run_dir = _kill_after_first_epoch(_train(tmp_path, "--epochs", "2"), tmp_path)
     assert not (tmp_path / "models" / "v0001").exists()
 
     # Resume: only the second epoch runs, then the version is written.
@@ -81,3 +86,86 @@ def test_resume_of_an_unknown_run_is_refused(tmp_path):
     process = _train(tmp_path, "--resume", "no-such-run")
     output = process.communicate(timeout=300)[0]
     assert process.returncode == 2 and "no run 'no-such-run'" in output
+
+
+def test_resume_restores_the_run_arguments(tmp_path):
+    # The run's arguments are saved before anything else, and --resume alone restores them:
+    # the same (small) data, label-smoothed loss, width and 3-epoch schedule.
+    run_dir = _kill_after_first_epoch(
+        _train(tmp_path, "--epochs", "3", "--label-smoothing", "0.1", "--width", "8"), tmp_path
+    )
+    saved = json.loads((run_dir / "args.json").read_text())["arguments"]
+    assert saved["small"] is True and saved["epochs"] == 3 and saved["label_smoothing"] == 0.1 and saved["width"] == 8
+
+    resumed = _train(tmp_path, "--resume", run_dir.name, small=False)
+    output = resumed.communicate(timeout=600)[0]
+    assert resumed.returncode == 0, output
+    assert _epochs_logged(run_dir) == [0, 1, 2]
+    config = json.loads((tmp_path / "models" / "v0001" / "config.json").read_text())
+    hyper = config["hyperparameters"]
+    assert (hyper["epochs"], hyper["label_smoothing"], hyper["width"]) == (3, 0.1, 8)
+    assert config["dataset"]["config"]["generated_digits_per_class"]["train"] == 10  # the --small data
+    assert "--label-smoothing" in config["run_command"] and "--resume" in config["command"]
+
+
+def test_resume_with_a_conflicting_argument_is_refused(tmp_path, capsys):
+    from training import train
+
+    runs = tmp_path / "runs"
+    started = train.parse_args(["--small", "--epochs", "2", "--label-smoothing", "0.1", "--runs-dir", str(runs)])
+    assert train.settle_run_arguments(started, runs / "run", "python -m training.train --small ...") is None
+
+    # Refused before TensorFlow is even imported, naming what conflicts.
+    code = train.main(["--resume", "run", "--runs-dir", str(runs), "--epochs", "3", "--label-smoothing", "0.1", "--small"])
+    error = capsys.readouterr().err
+    assert code == 2 and "--epochs 3 (the run was started with --epochs 2)" in error
+    assert "smoothing" not in error and "--small" not in error  # the ones that agree are fine
+
+    resumed = train.parse_args(["--resume", "run", "--runs-dir", str(runs), "--width", "16"])
+    assert "--width 16 (the run was started with --width 32)" in train.settle_run_arguments(resumed, runs / "run", "")
+    resumed = train.parse_args(["--resume", "run", "--runs-dir", str(runs)])
+    assert train.settle_run_arguments(resumed, runs / "run", "") is None
+    assert (resumed.small, resumed.epochs, resumed.label_smoothing, resumed.width, resumed.mnist) == (True, 2, 0.1, 32, None)
+
+
+def test_a_crash_after_training_resumes_without_training_again(tmp_path):
+    # Writing the version fails (the models folder is a file), after training has finished.
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    first = _train(tmp_path, "--width", "8", models_dir=blocked)
+    output = first.communicate(timeout=600)[0]
+    assert first.returncode != 0, output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert (run_dir / "fit-done.json").exists() and (run_dir / "last.keras").exists()
+    assert not (run_dir / "backup").exists()  # Keras removes its backup when fit ends
+    assert _epochs_logged(run_dir) == [0]
+
+    resumed = _train(tmp_path, "--resume", run_dir.name)
+    output = resumed.communicate(timeout=600)[0]
+    assert resumed.returncode == 0, output
+    assert "training had finished" in output
+    assert _epochs_logged(run_dir) == [0]  # not trained again from epoch 0
+    assert (tmp_path / "models" / "v0001" / "model.keras").stat().st_size > 0
+
+
+def test_a_leftover_staging_folder_does_not_block_later_versions(tmp_path):
+    from training import train
+
+    (tmp_path / "v0001").mkdir()
+    (tmp_path / ".v0002.partial").mkdir()  # a run that crashed while writing v0002
+    version, staging = train.claim_version(tmp_path)
+    assert (version, staging) == ("v0003", tmp_path / ".v0003.partial") and staging.is_dir()
+    assert train.claim_version(tmp_path)[0] == "v0004"  # a run finishing at the same time
+
+
+def test_a_failed_write_removes_its_staging_folder(tmp_path):
+    from training import train
+
+    with pytest.raises(OSError, match="disk full"):
+        with train.staged_version(tmp_path) as (version, staging):
+            (staging / "model.keras").write_bytes(b"weights")
+            raise OSError("disk full")
+    assert list(tmp_path.iterdir()) == []
+    with train.staged_version(tmp_path) as (version, staging):
+        (staging / "model.keras").write_bytes(b"weights")
+    assert version == "v0001" and (tmp_path / "v0001" / "model.keras").exists() and not staging.exists()

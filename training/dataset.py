@@ -1,7 +1,9 @@
 """Build the training, validation and test sets, and cache them.
 
-- Digits are real MNIST (see :mod:`training.mnist`), split by a fixed seed into
-  train / val / test before anything else happens. Only the train split is
+- Digits are real MNIST (see :mod:`training.mnist`), split into train / val /
+  test before anything else happens: with full MNIST the test split is the
+  official test set and val is carved from the official training set by a fixed
+  seed; the npm digits (no official split) are split by a fixed seed. Only the train split is
   augmented (affine, elastic, scan-like ink, and the flag/base ``1`` and
   crossed ``7`` styles); the test split is never trained on.
 - Extra digits in other countries' styles, and all operators, parentheses and
@@ -11,8 +13,8 @@
   the function inference uses.
 
 The result is cached under ``data/cache/`` keyed by a hash of the config, the
-MNIST file and the source of the modules that draw and preprocess, so a change
-to any of them rebuilds it.
+MNIST file and the source of the modules that draw, preprocess and number the
+classes, so a change to any of them rebuilds it.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import cv2
 import numpy as np
 
 from training import mnist, strokes
-from workers.pipeline import preprocess
+from workers.pipeline import preprocess, symbols
 from workers.pipeline.symbols import CLASS_INDEX, CLASSES, DIGITS, OPERATORS
 
 SPLITS = ("train", "val", "test")
@@ -63,10 +65,26 @@ class DatasetConfig:
         )
 
 
-def split_mnist(labels: np.ndarray, config: DatasetConfig) -> dict[str, np.ndarray]:
-    """Stratified, seeded split of MNIST indices into train / val / test."""
+def split_mnist(labels: np.ndarray, config: DatasetConfig, official_test: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Stratified, seeded split of MNIST indices into train / val / test.
+
+    With ``official_test`` (a mask of the official test digits, see
+    :func:`mnist.load_digits_with_split`) the test split is exactly those digits,
+    whose writers are not in the official training set, and val is carved from
+    the official training digits (``mnist_val_fraction`` of them); without it all
+    digits are split by ``mnist_test_fraction`` and ``mnist_val_fraction``.
+    """
     rng = np.random.default_rng(config.seed)
     parts = {name: [] for name in SPLITS}
+    if official_test is not None:
+        official_test = np.asarray(official_test, bool)
+        parts["test"].append(np.nonzero(official_test)[0])
+        for digit in range(10):
+            index = rng.permutation(np.nonzero((labels == digit) & ~official_test)[0])
+            n_val = int(round(len(index) * config.mnist_val_fraction))
+            parts["val"].append(index[:n_val])
+            parts["train"].append(index[n_val:])
+        return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
     for digit in range(10):
         index = rng.permutation(np.nonzero(labels == digit)[0])
         n_test = int(round(len(index) * config.mnist_test_fraction))
@@ -128,8 +146,8 @@ def _seed(config: DatasetConfig, *parts) -> int:
 
 def build(config: DatasetConfig, mnist_source: Path | None = None, splits: tuple[str, ...] = SPLITS) -> dict[str, np.ndarray]:
     """Build the splits. Returns arrays x_<split> (uint8 [N,28,28]), y_<split>, src_<split>."""
-    images, labels = mnist.load_digits(mnist_source)
-    index = split_mnist(labels, config)
+    images, labels, official_test = mnist.load_digits_with_split(mnist_source)
+    index = split_mnist(labels, config, official_test)
     out: dict[str, np.ndarray] = {}
     with ProcessPoolExecutor(max_workers=config.workers) as pool:
         for split in splits:
@@ -171,7 +189,7 @@ def build(config: DatasetConfig, mnist_source: Path | None = None, splits: tuple
 def cache_key(config: DatasetConfig, mnist_file: Path) -> str:
     digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode())
     digest.update(mnist.sha256_of(mnist_file).encode())
-    for module in (strokes, preprocess, mnist):
+    for module in (strokes, preprocess, mnist, symbols):  # symbols: the class order is the label numbering
         digest.update(Path(module.__file__).read_bytes())
     digest.update(Path(__file__).read_bytes())
     return digest.hexdigest()[:16]
@@ -197,6 +215,7 @@ def load_or_build(config: DatasetConfig, mnist_source: Path | None = None, cache
         "cache_key": key,
         "mnist_source": str(mnist_source) if mnist_source else mnist.NPM_PACKAGE,
         "mnist_sha256": mnist.sha256_of(mnist_file) if mnist_file.is_file() else None,
+        "mnist_test": "official t10k test set" if mnist.has_official_split(mnist_file) else "seeded split",
         "sizes": {
             split: {
                 "total": int(len(arrays[f"y_{split}"])),

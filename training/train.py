@@ -1,12 +1,17 @@
 """Train the symbol classifier offline and write a NEW model version folder.
 
     python -m training.train                 # full run (about 15 minutes on 2 cores)
-    python -m training.train --resume RUN    # continue an interrupted run
+    python -m training.train --resume RUN    # continue an interrupted run, with its own arguments
     python -m training.train --small         # a tiny run that only checks the machinery
 
 Reads top to bottom: prepare the data, build the model, train (checkpointing
 every epoch), evaluate on held-out data and on real handwriting, write the
 version folder with its provenance and report. It never overwrites a version.
+
+A run folder (``data/runs/RUN``) holds the run's arguments (``args.json``,
+written before anything else), the per-epoch checkpoints, and ``fit-done.json``
+once training has finished, so ``--resume`` continues with the same data, loss
+and schedule, and after a crash past training goes straight to evaluation.
 """
 from __future__ import annotations
 
@@ -14,10 +19,13 @@ import argparse
 import json
 import os
 import platform
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,27 +38,143 @@ from workers.pipeline.symbols import CLASSES, DISPLAY, NUM_CLASSES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNS_DIR = REPO_ROOT / "data" / "runs"
+ARGS_FILE = "args.json"
+FIT_DONE_FILE = "fit-done.json"
+RUN_DEFAULTS = {
+    "small": False,
+    "epochs": None,  # 14, or 1 with --small
+    "batch_size": 128,
+    "learning_rate": 2e-3,
+    "label_smoothing": 0.0,
+    "seed": 1234,
+    "width": 32,
+    "mnist": None,
+}
+"""The arguments that define a run's data, model, loss and schedule: saved in the run
+folder, restored by --resume. The parser leaves them None when not given."""
+PARTIAL_PATTERN = re.compile(r"^\.v(\d{4,})\.partial$")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
+    # Arguments in RUN_DEFAULTS default to None here, so that --resume can tell given from omitted.
     parser.add_argument("--epochs", type=int, help="default: 14, or 1 with --small")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=2e-3)
-    parser.add_argument("--label-smoothing", type=float, default=0.0,
-                        help="spread this much of each target over the other classes: softer, less overconfident probabilities for the decoder")
-    parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--width", type=int, default=32, help="filters of the first conv block (inference cost grows with its square)")
+    parser.add_argument("--batch-size", type=int, help="default: 128")
+    parser.add_argument("--learning-rate", type=float, help="default: 2e-3")
+    parser.add_argument("--label-smoothing", type=float,
+                        help="spread this much of each target over the other classes: softer, less overconfident probabilities for the decoder (default: 0)")
+    parser.add_argument("--seed", type=int, help="default: 1234")
+    parser.add_argument("--width", type=int, help="filters of the first conv block (inference cost grows with its square; default: 32)")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("TF_NUM_THREADS", "0")), help="TF threads (0: all cores)")
     parser.add_argument("--mnist", type=Path, help="full MNIST: a folder of IDX files or a Keras mnist.npz")
-    parser.add_argument("--small", action="store_true", help="tiny data set and 1 epoch: checks the machinery only")
-    parser.add_argument("--resume", metavar="RUN", help="continue the run with this id from its last epoch")
+    parser.add_argument("--small", action="store_true", default=None, help="tiny data set and 1 epoch: checks the machinery only")
+    parser.add_argument("--resume", metavar="RUN",
+                        help="continue the run with this id from its last epoch, with the arguments it was started with")
     parser.add_argument("--runs-dir", type=Path, default=RUNS_DIR, help="where checkpoints of runs live")
     parser.add_argument("--models-dir", type=Path, help="registry root (default: $MODELS_DIR or models/)")
     parser.add_argument("--promote", action="store_true", help="make the new version ACTIVE")
     parser.add_argument("--force-promote", action="store_true", help="with --promote: even below the real-handwriting floors")
     parser.add_argument("--real-data", type=Path, default=validate_real.DEFAULT_DATA, help="CROHME validation folder")
     return parser.parse_args(argv)
+
+
+def _write_json(path: Path, value) -> None:
+    """Write whole or not at all: a kill mid-write leaves no half file."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(value, indent=2))
+    partial.replace(path)
+
+
+def _given_run_arguments(args: argparse.Namespace) -> dict:
+    """The run-defining arguments given on this command line (an omitted one is None)."""
+    values = {name: getattr(args, name) for name in RUN_DEFAULTS}
+    if values["mnist"] is not None:
+        values["mnist"] = str(Path(values["mnist"]).resolve())
+    return values
+
+
+def _describe(name: str, value) -> str:
+    flag = "--" + name.replace("_", "-")
+    if name == "small":
+        return flag if value else f"no {flag}"
+    return f"no {flag}" if value is None else f"{flag} {value}"
+
+
+def settle_run_arguments(args: argparse.Namespace, run_dir: Path, command: str) -> str | None:
+    """Fix the run-defining arguments in ``args``; return an error message, or None.
+
+    A new run fills in the defaults and saves them in ``run_dir/args.json``. ``--resume``
+    restores the saved ones; one given again must agree with them, otherwise the resumed
+    run would continue with other data, loss or schedule.
+    """
+    given = _given_run_arguments(args)
+    saved_file = run_dir / ARGS_FILE
+    if args.resume and saved_file.exists():
+        saved = json.loads(saved_file.read_text())
+        arguments = saved["arguments"]
+        conflicts = [
+            f"{_describe(name, value)} (the run was started with {_describe(name, arguments.get(name))})"
+            for name, value in given.items()
+            if value is not None and value != arguments.get(name)
+        ]
+        if conflicts:
+            return (
+                f"run {args.resume!r} cannot be resumed with other arguments: " + "; ".join(conflicts)
+                + ". Leave them out to continue the run as it was started, or start a new run."
+            )
+        args.run_command = saved.get("command")
+    else:
+        if args.resume:
+            print(f"warning: run {args.resume!r} has no {ARGS_FILE} (started before it was saved): "
+                  "continuing with this command's arguments", file=sys.stderr)
+        arguments = {name: RUN_DEFAULTS[name] if value is None else value for name, value in given.items()}
+        if arguments["epochs"] is None:
+            arguments["epochs"] = 1 if arguments["small"] else 14
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(saved_file, {"arguments": arguments, "command": command,
+                                 "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        args.run_command = command
+    for name, value in arguments.items():
+        setattr(args, name, Path(value) if name == "mnist" and value is not None else value)
+    return None
+
+
+def claim_version(root: Path) -> tuple[str, Path]:
+    """Pick the next free version name and create its staging folder ``.vNNNN.partial``.
+
+    A staging folder counts as taken: it is another run writing that version, or what a
+    crashed one left (for a person to inspect and delete); either way a later run never
+    collides with it. ``mkdir`` is atomic, so two runs finishing together get different names.
+    """
+    from models import registry
+
+    partials = [int(m.group(1)) for p in root.iterdir() if (m := PARTIAL_PATTERN.match(p.name))]
+    number = max([int(registry.next_version_name(root)[1:]), *(n + 1 for n in partials)])
+    while True:
+        version = f"v{number:04d}"
+        staging = root / f".{version}.partial"
+        if not (root / version).exists():
+            try:
+                staging.mkdir()
+                return version, staging
+            except FileExistsError:
+                pass
+        number += 1
+
+
+@contextmanager
+def staged_version(root: Path):
+    """Yield (version, staging folder) to fill; on success it becomes ``root/version``.
+
+    If writing fails, the staging folder is removed, so it neither lingers nor blocks later runs.
+    """
+    version, staging = claim_version(root)
+    try:
+        yield version, staging
+        staging.rename(root / version)  # the name was claimed above; nothing else writes it
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def git_commit() -> str | None:
@@ -139,10 +263,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.time()
     commit = git_commit()  # the code as it was when training began
+    command = shlex.join([sys.executable.rsplit("/", 1)[-1], "-m", "training.train", *(argv if argv is not None else sys.argv[1:])])
     run_id = args.resume or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + f"{os.getpid()}"
     run_dir = args.runs_dir / run_id
     if args.resume and not run_dir.exists():
         print(f"error: no run {run_id!r} under {args.runs_dir}", file=sys.stderr)
+        return 2
+    error = settle_run_arguments(args, run_dir, command)
+    if error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -156,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(args.seed)
-    epochs = args.epochs or (1 if args.small else 14)
+    epochs = args.epochs
 
     # 1. Data: real MNIST + generated symbols, all through the shared preprocessing.
     config = dataset.DatasetConfig.small() if args.small else dataset.DatasetConfig()
@@ -170,34 +299,47 @@ def main(argv: list[str] | None = None) -> int:
     weights = compute_class_weight("balanced", classes=present, y=y_train)
     class_weight = {int(c): float(w) for c, w in zip(present, weights)}
 
-    # 2. Model.
-    model = build_model(width=args.width)
-    if args.label_smoothing:  # Keras smooths only one-hot targets
-        loss = keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing)
-        fit_train, fit_val = keras.utils.to_categorical(y_train, NUM_CLASSES), keras.utils.to_categorical(y_val, NUM_CLASSES)
+    if (run_dir / FIT_DONE_FILE).exists() and (run_dir / "last.keras").exists():
+        # Training finished before a crash in evaluation or writing: BackupAndRestore has
+        # already deleted its backup, so fitting again would start over from epoch 0.
+        print(f"run {run_id}: training had finished; evaluating {run_dir / 'last.keras'}", flush=True)
+        model = keras.models.load_model(run_dir / "last.keras", compile=False)
     else:
-        loss, fit_train, fit_val = keras.losses.SparseCategoricalCrossentropy(), y_train, y_val
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss=loss, metrics=["accuracy"])
+        # 2. Model.
+        model = build_model(width=args.width)
+        if args.label_smoothing:  # Keras smooths only one-hot targets
+            loss = keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing)
+            fit_train, fit_val = keras.utils.to_categorical(y_train, NUM_CLASSES), keras.utils.to_categorical(y_val, NUM_CLASSES)
+        else:
+            loss, fit_train, fit_val = keras.losses.SparseCategoricalCrossentropy(), y_train, y_val
+        model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss=loss, metrics=["accuracy"])
 
-    # 3. Train, checkpointing every epoch so that --resume can continue.
-    run_dir.mkdir(parents=True, exist_ok=True)
-    print(f"run {run_id}: checkpoints in {run_dir}", flush=True)
-    model.fit(
-        x_train,
-        fit_train,
-        validation_data=(x_val, fit_val),
-        epochs=epochs,
-        batch_size=args.batch_size,
-        class_weight=class_weight,
-        shuffle=True,
-        verbose=1 if sys.stdout.isatty() else 2,
-        callbacks=[
-            keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-            keras.callbacks.ModelCheckpoint(str(run_dir / "last.keras")),
-            keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-            keras.callbacks.LearningRateScheduler(cosine_schedule(args.learning_rate, epochs)),
-        ],
-    )
+        # 3. Train, checkpointing every epoch so that --resume can continue.
+        print(f"run {run_id}: checkpoints in {run_dir}", flush=True)
+        model.fit(
+            x_train,
+            fit_train,
+            validation_data=(x_val, fit_val),
+            epochs=epochs,
+            batch_size=args.batch_size,
+            class_weight=class_weight,
+            shuffle=True,
+            verbose=1 if sys.stdout.isatty() else 2,
+            callbacks=[
+                # First, so that its on_train_end runs while the backup still exists: there
+                # is no moment at which a crash leaves neither the backup nor the marker.
+                keras.callbacks.LambdaCallback(
+                    on_train_end=lambda logs: _write_json(
+                        run_dir / FIT_DONE_FILE,
+                        {"epochs": epochs, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+                    )
+                ),
+                keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+                keras.callbacks.ModelCheckpoint(str(run_dir / "last.keras")),
+                keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+                keras.callbacks.LearningRateScheduler(cosine_schedule(args.learning_rate, epochs)),
+            ],
+        )
 
     # 4. Evaluate on held-out data and on real handwriting.
     test_metrics, y_test, predicted = held_out_metrics(model, arrays)
@@ -222,46 +364,44 @@ def main(argv: list[str] | None = None) -> int:
     # 5. Write the new version folder (never an existing one).
     root = args.models_dir or registry.models_dir()
     root.mkdir(parents=True, exist_ok=True)
-    version = registry.next_version_name(root)
-    staging = root / f".{version}.partial"
-    staging.mkdir()
-    # Ship weights only: a fresh, uncompiled copy carries no optimizer state.
-    serving = build_model(width=args.width)
-    serving.set_weights(model.get_weights())
-    serving.save(staging / "model.keras")
-    (staging / "labels.json").write_text(json.dumps({"classes": list(CLASSES), "display": DISPLAY}, indent=2))
-    provenance = {
-        "version": version,
-        "command": shlex.join([sys.executable.rsplit("/", 1)[-1], "-m", "training.train", *(argv if argv is not None else sys.argv[1:])]),
-        "git_commit": commit,
-        "run_id": run_id,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "wall_time_s": round(time.time() - started, 1),
-        "hyperparameters": {
-            "epochs": epochs,
-            "batch_size": args.batch_size,
-            "learning_rate": args.learning_rate,
-            "label_smoothing": args.label_smoothing,
-            "seed": args.seed,
-            "width": args.width,
-            "class_weight": class_weight,
-        },
-        "preprocess": PREPROCESS_CONFIG,
-        "calibration": calibrated,
-        "dataset": data_provenance,
-        "versions": {
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "numpy": np.__version__,
-        },
-        "parameters": int(model.count_params()),
-    }
-    (staging / "config.json").write_text(json.dumps(provenance, indent=2))
-    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    write_confusion_png(y_test, predicted, staging / "confusion.png", f"{version}: held-out test split")
-    write_report(staging, version, metrics, provenance)
-    staging.rename(root / version)  # fails rather than overwrite: the name was free above
+    with staged_version(root) as (version, staging):  # removed again if anything below fails
+        # Ship weights only: a fresh, uncompiled copy carries no optimizer state.
+        serving = build_model(width=args.width)
+        serving.set_weights(model.get_weights())
+        serving.save(staging / "model.keras")
+        (staging / "labels.json").write_text(json.dumps({"classes": list(CLASSES), "display": DISPLAY}, indent=2))
+        provenance = {
+            "version": version,
+            "command": command,
+            "run_command": args.run_command,  # the command that started the run (the same unless resumed)
+            "git_commit": commit,
+            "run_id": run_id,
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "wall_time_s": round(time.time() - started, 1),
+            "hyperparameters": {
+                "epochs": epochs,
+                "batch_size": args.batch_size,
+                "learning_rate": args.learning_rate,
+                "label_smoothing": args.label_smoothing,
+                "seed": args.seed,
+                "width": args.width,
+                "class_weight": class_weight,
+            },
+            "preprocess": PREPROCESS_CONFIG,
+            "calibration": calibrated,
+            "dataset": data_provenance,
+            "versions": {
+                "python": platform.python_version(),
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                "numpy": np.__version__,
+            },
+            "parameters": int(model.count_params()),
+        }
+        (staging / "config.json").write_text(json.dumps(provenance, indent=2))
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        write_confusion_png(y_test, predicted, staging / "confusion.png", f"{version}: held-out test split")
+        write_report(staging, version, metrics, provenance)
     print(f"wrote {root / version} ({(root / version / 'model.keras').stat().st_size / 1e6:.2f} MB)", flush=True)
     if args.promote:
         registry.promote(version, root, force=args.force_promote)
