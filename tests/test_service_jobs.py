@@ -269,9 +269,8 @@ def test_a_job_announced_just_before_the_wait_is_seen_at_once_and_other_deployme
     job_events.wait_until_finished(uuid.uuid4(), 0.01, lambda: False)  # this process's listener is up
     job_events.announce_finished(early)  # finished between the caller's read and its wait
     time.sleep(0.3)
-    begun = time.monotonic()
+    # True only from the remembered announcement: finished() never is, and the wait is 20 s.
     assert job_events.wait_until_finished(early, 20, lambda: False) is True
-    assert time.monotonic() - begun < 1
 
     # The same job ID announced under another deployment's prefix, on the same Redis, wakes nobody.
     other = uuid.uuid4()
