@@ -119,48 +119,38 @@ def _parse_history_line(line: str) -> dict | None:
     return entry
 
 
-def _read_history(path: Path, warn: bool = True) -> tuple[list[dict], int | None]:
-    """HISTORY's entries, and the byte offset where an unparsable last line starts (None if there is none).
+def _read_history(path: Path) -> list[dict]:
+    """HISTORY's entries, oldest first.
 
-    A last line that does not parse is what a promotion or rollback cut short while appending
-    leaves behind (HISTORY is appended before ACTIVE moves, so it never took effect): it is
-    ignored, with a warning. An unparsable line anywhere else is damage a person must look at.
+    HISTORY is replaced whole (see :func:`_record`), so it is never half-written now; a last
+    line that does not parse is an append cut short by older code, which never took effect:
+    it is ignored with a warning, and dropped by the next write. An unparsable line anywhere
+    else is damage a person must look at.
     """
     if not path.exists():
-        return [], None
-    data = path.read_bytes()
-    lines = data.splitlines(keepends=True)
-    offsets, position = [], 0
-    for line in lines:
-        offsets.append(position)
-        position += len(line)
-    numbered = [(number, offset, line) for number, (offset, line) in enumerate(zip(offsets, lines), 1) if line.strip()]
-    entries, torn_at = [], None
-    for index, (number, offset, line) in enumerate(numbered):
-        entry = _parse_history_line(line.decode("utf-8", errors="replace"))
+        return []
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    entries = []
+    for number, line in enumerate(lines, 1):
+        entry = _parse_history_line(line)
         if entry is not None:
             entries.append(entry)
-        elif index == len(numbered) - 1:
-            if warn:
-                log.warning("ignoring the unreadable last line of %s (an interrupted write?): %r", path, line[:200])
-            torn_at = offset
+        elif number == len(lines):
+            log.warning("ignoring the unreadable last line of %s (an interrupted write?): %r", path, line[:200])
         else:
-            raise RegistryError(f"{path} line {number} is not a promotion or rollback record: {line[:200]!r}; "
+            raise RegistryError(f"{path} entry {number} is not a promotion or rollback record: {line[:200]!r}; "
                                 "repair or remove that line")
-    return entries, torn_at
+    return entries
 
 
 def history(root: Path | None = None) -> list[dict]:
     root = root or models_dir()
-    return _read_history(root / "HISTORY")[0]
+    return _read_history(root / "HISTORY")
 
 
 def _record(root: Path, action: str, version: str, previous: str | None) -> None:
-    """Append one entry to HISTORY, on disk before this returns.
-
-    An unreadable last line (a write cut short) is cut off first, so the new entry neither
-    joins it nor leaves it in the middle of the file where it would stop every later read.
-    """
+    """Add one entry to HISTORY, replacing the file whole as ACTIVE is: a write cut short leaves
+    the old HISTORY, never half a line (it holds one short line per promotion)."""
     entry = {
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "action": action,
@@ -168,18 +158,8 @@ def _record(root: Path, action: str, version: str, previous: str | None) -> None
         "previous": previous,
     }
     path = root / "HISTORY"
-    _, torn_at = _read_history(path, warn=False)
-    if torn_at is not None:
-        log.warning("cutting the unreadable last line off %s before appending to it", path)
-    ends_a_line = not path.exists() or path.read_bytes()[-1:] in (b"", b"\n")
-    with open(path, "ab") as out:
-        if torn_at is not None:
-            out.truncate(torn_at)
-        elif not ends_a_line:  # a whole last entry, cut short before its newline
-            out.write(b"\n")
-        out.write((json.dumps(entry) + "\n").encode())
-        out.flush()
-        os.fsync(out.fileno())
+    entries = _read_history(path) + [entry]
+    _write_atomically(path, "".join(json.dumps(e) + "\n" for e in entries))
 
 
 def _current(root: Path) -> str | None:

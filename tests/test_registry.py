@@ -179,15 +179,18 @@ def test_a_failed_history_append_leaves_active_alone_so_rollback_skips_nothing(r
     assert registry.rollback(root) == "v0001"
 
 
-def test_a_half_written_last_history_line_is_ignored_and_cut_off_by_the_next_write(root, caplog):
+def test_a_write_cut_short_leaves_history_whole_and_a_torn_line_from_older_code_is_dropped(root, caplog):
     registry.promote("v0001", root)
     registry.promote("v0002", root)
     before = (root / "HISTORY").read_bytes()
     failed = _cli_with_file_size_limit(root, len(before) + 25, "promote", "v0003")
     assert failed.returncode != 0
-    torn = (root / "HISTORY").read_bytes()
-    assert torn.startswith(before) and len(torn) == len(before) + 25 and not torn.endswith(b"\n")
+    assert (root / "HISTORY").read_bytes() == before  # replaced whole or not at all
     assert registry.active_version(root) == "v0002"
+
+    # Older code appended in place, and a write cut short left half a line at the end.
+    with open(root / "HISTORY", "ab") as out:
+        out.write(b'{"at": "2026-11-26T00:00:00+00:00", "action": "pro')
 
     with caplog.at_level("WARNING", logger="models.registry"):
         assert [e["version"] for e in registry.history(root)] == ["v0001", "v0002"]
@@ -203,7 +206,7 @@ def test_a_half_written_last_history_line_is_ignored_and_cut_off_by_the_next_wri
 
     # Damage anywhere but the last line is refused with a message, not a JSONDecodeError.
     (root / "HISTORY").write_text(lines[0] + "\n{not json\n" + lines[1] + "\n")
-    with pytest.raises(registry.RegistryError, match=r"HISTORY line 2 is not a promotion or rollback record"):
+    with pytest.raises(registry.RegistryError, match=r"HISTORY entry 2 is not a promotion or rollback record"):
         registry.rollback(root)
 
 
