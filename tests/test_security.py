@@ -124,6 +124,27 @@ def test_a_token_read_just_before_its_revocation_is_not_cached_after_it(stack, m
     assert client.get(stack.api("jobs/"), headers={"Authorization": f"Token {new.key}"}).status_code == 200
 
 
+def test_a_login_on_the_web_keeps_the_users_token_cached_and_deactivating_the_user_does_not(stack):
+    from django.core.cache import cache
+
+    from webapp.recognition.authentication import _cache_key
+
+    client = stack.client(password="a long enough password 44")
+    assert client.get(stack.api("jobs/")).status_code == 200
+    assert isinstance(cache.get(_cache_key(client.token)), tuple)  # the token is served from the cache
+    browser = requests.Session()
+    browser.get(f"{stack.url}/accounts/login/")
+    logged_in = browser.post(f"{stack.url}/accounts/login/", allow_redirects=False, headers={"Referer": f"{stack.url}/accounts/login/"},
+                             data={"username": client.user.username, "password": "a long enough password 44", "csrfmiddlewaretoken": browser.cookies["csrftoken"]})
+    assert logged_in.status_code == 302
+    client.user.refresh_from_db()
+    assert client.user.last_login is not None
+    assert isinstance(cache.get(_cache_key(client.token)), tuple)  # a login (last_login) revokes nothing
+    client.user.is_active = False
+    client.user.save()
+    assert client.get(stack.api("jobs/")).status_code == 401  # a real change still does, at once
+
+
 def test_the_admin_login_locks_out_as_the_web_login_does(stack):
     from django.conf import settings as django_settings
     from django.contrib.auth import get_user_model

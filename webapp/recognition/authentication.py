@@ -62,6 +62,8 @@ def _token_changed(sender, instance: Token, created: bool = False, **kwargs) -> 
 
 
 @receiver(post_save, sender=get_user_model())
-def _user_changed(sender, instance, **kwargs) -> None:
+def _user_changed(sender, instance, update_fields=None, **kwargs) -> None:
+    if update_fields is not None and set(update_fields) <= {"last_login"}:
+        return  # a login: nothing a token is trusted on changed, so its cache entry stays
     for key in Token.objects.filter(user=instance).values_list("key", flat=True):
         _revoke(key)
