@@ -133,21 +133,30 @@ def _results_logged(stack, job_id: str) -> int:
     return count
 
 
-def _log_entries(stack, names=("worker", "worker-2")) -> list[dict]:
+def _log_entries(stack, names=("worker", "worker-2"), since: dict | None = None) -> list[dict]:
+    """The workers' JSON log records; with ``since`` (from :func:`_log_sizes`) only the ones written after it."""
     entries = []
     for name in names:
-        for line in stack.processes[name].log.read_text(errors="replace").splitlines():
+        with open(stack.processes[name].log, "rb") as log:
+            log.seek((since or {}).get(name, 0))
+            text = log.read().decode(errors="replace")
+        for line in text.splitlines():
             if line.startswith("{"):
                 entries.append({**json.loads(line), "worker": name})
     return entries
 
 
+def _log_sizes(stack, names=("worker", "worker-2")) -> dict:
+    return {name: stack.processes[name].log.stat().st_size for name in names}
+
+
 def test_a_worker_killed_mid_job_loses_nothing_and_finishes_once(faulty):
     stack, _, _, session = faulty
+    before = _log_sizes(stack)
     url = _submit(stack, session)
     job_id = url.rstrip("/").rsplit("/", 1)[1]
     # Find the pool process that claimed the job (its "job claimed" log line), and kill it with -9 mid-job.
-    claimed = wait_until(lambda: [e for e in _log_entries(stack) if e.get("job_id") == job_id and e["message"] == "job claimed"],
+    claimed = wait_until(lambda: [e for e in _log_entries(stack, since=before) if e.get("job_id") == job_id and e["message"] == "job claimed"],
                          30, interval=0.02, what="a worker to claim the job")[0]
     os.kill(claimed["process"], signal.SIGKILL)
     body = _finished(session, url, timeout=90)
@@ -202,10 +211,15 @@ def test_a_job_over_the_workers_time_limits_fails_clearly_and_does_not_loop(faul
     assert soft["status"] == "failed" and soft["error"]["code"] == "processing_timeout" and soft["attempts"] == 1
     # Hard limit: a pool process that hangs (SIGSTOP: it cannot even take the soft limit's signal)
     # is killed by its worker after the 2 s hard limit; the job is failed with the same code, once.
-    job_id = _sent_with_limits(stack, session, env, soft=None, hard=2, wait=False)
-    claimed = wait_until(lambda: [e for e in _log_entries(stack) if e.get("job_id") == job_id and e["message"] == "job claimed"],
-                         30, interval=0.02, what="a worker to claim the job")[0]
+    # The job runs for about half a second, so its claim is watched while it is sent, and only in
+    # what the logs gained since (the earlier tests wrote thousands of lines).
+    before = _log_sizes(stack)
+    sender = _send_with_limits(env, soft=None, hard=2)
+    claimed = wait_until(lambda: [e for e in _log_entries(stack, since=before) if e["message"] == "job claimed"],
+                         30, interval=0.01, what="a worker to claim the job")[0]
     os.kill(claimed["process"], signal.SIGSTOP)
+    job_id = sender.communicate(timeout=120)[0].strip()
+    assert claimed["job_id"] == job_id  # the only job sent meanwhile
     hard = _finished(session, stack.api(f"jobs/{job_id}/"), timeout=60)
     assert hard["status"] == "failed" and hard["error"]["code"] == "processing_timeout", hard["error"]
     assert hard["attempts"] == 1
@@ -214,8 +228,17 @@ def test_a_job_over_the_workers_time_limits_fails_clearly_and_does_not_loop(faul
     assert (again["status"], again["attempts"]) == ("failed", hard["attempts"])
 
 
-def _sent_with_limits(stack, session, env, soft, hard, wait: bool = True):
-    """A job whose message carries its own time limits (sent on the stack's broker, not by the API)."""
+def _sent_with_limits(stack, session, env, soft, hard):
+    """A job whose message carries its own time limits, sent and finished."""
+    sender = _send_with_limits(env, soft, hard)
+    job_id = sender.communicate(timeout=120)[0].strip()
+    assert sender.returncode == 0
+    return _finished(session, stack.api(f"jobs/{job_id}/"), timeout=120)
+
+
+def _send_with_limits(env, soft, hard) -> subprocess.Popen:
+    """Send a job whose message carries its own time limits (on the stack's broker, not by the API);
+    the process prints the job's id."""
     code = (
         "import os, sys, django; django.setup();"
         "from datetime import timedelta; from django.utils import timezone;"
@@ -230,6 +253,4 @@ def _sent_with_limits(stack, session, env, soft, hard, wait: bool = True):
         "print(job.id)"
     )
     python = str(Path(env["PATH"].split(":")[0]) / "python")
-    job_id = subprocess.run([python, "-c", code], cwd=Path(__file__).resolve().parent.parent, env=env,
-                            capture_output=True, text=True, check=True, timeout=120).stdout.strip()
-    return _finished(session, stack.api(f"jobs/{job_id}/"), timeout=120) if wait else job_id
+    return subprocess.Popen([python, "-c", code], cwd=Path(__file__).resolve().parent.parent, env=env, stdout=subprocess.PIPE, text=True)
