@@ -11,6 +11,10 @@ def _target(what: str, measured: float, limit: float, unit: str) -> str:
     return f"| {what} ≤ {limit:g} {unit} | {measured:.1f} {unit} | {'yes' if measured <= limit else 'no'} |"
 
 
+def _ms(value) -> str:
+    return "—" if value is None else f"{value:.0f}"  # results recorded before the figure existed have none
+
+
 def pipeline_section(data: dict) -> str:
     rows = data["rows"]
     lines = [
@@ -48,17 +52,17 @@ def load_section(data: dict) -> str:
         "## The service under load (`bench/load.py`)",
         "",
         f"Commit `{data['commit']}`, {data['date']}, CPU: {data['cpu']} ({data['cores']} cores). {data['setup']}.",
-        "A job counts as done only when it succeeded and the client fetched its result and a step picture. "
+        f"A job counts as done only when {data.get('done_means', 'it succeeded and the client fetched its result and a step picture')}. "
         "Latency runs from when the job was due (open loop) until its result arrived, so above capacity it includes "
         "the wait for one of the client's threads.",
         "",
-        "| offered jobs/s | submitted | done | throughput jobs/s | p50 ms | p95 ms | p99 ms | queue p50 ms | processing p50 ms |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| offered jobs/s | submitted | done | throughput jobs/s | p50 ms | p95 ms | p99 ms | client wait p50 ms | queue p50 ms | processing p50 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in loads:
         lines.append(
             f"| {row['offered_per_s']:g} | {row['submitted']} | {row['done']} | {row['throughput_per_s']:.1f} | {row['p50_ms']:.0f} | "
-            f"{row['p95_ms']:.0f} | {row['p99_ms']:.0f} | {row['queue_p50_ms']:.0f} | {row['processing_p50_ms']:.0f} |"
+            f"{row['p95_ms']:.0f} | {row['p99_ms']:.0f} | {_ms(row.get('client_wait_p50_ms'))} | {row['queue_p50_ms']:.0f} | {row['processing_p50_ms']:.0f} |"
         )
     burst, floor, sheet = data["burst"], data["floor"], data["worksheet"]
     busiest = max(loads, key=lambda row: row["throughput_per_s"])
@@ -74,7 +78,8 @@ def load_section(data: dict) -> str:
     lines += [
         "",
         f"**Burst** of {burst['submitted']} jobs due at once ({data.get('client_threads', 64)} in flight, latency from the burst's start): {burst['done']} done, {burst['duplicates']} duplicates, "
-        f"failed kinds {burst['failed'] or 'none'}, {burst['throughput_per_s']:.1f} jobs/s, p50 {burst['p50_ms']:.0f} ms, p99 {burst['p99_ms']:.0f} ms.",
+        f"failed kinds {burst['failed'] or 'none'}, {burst['throughput_per_s']:.1f} jobs/s, p50 {burst['p50_ms']:.0f} ms, p99 {burst['p99_ms']:.0f} ms"
+        + (f"; the database holds {burst['jobs_stored']} new jobs." if "jobs_stored" in burst else "."),
         "",
         f"**Floor**: a no-op task through the same broker and workers takes {floor['p50_ms']:.1f} ms p50 ({floor['p95_ms']:.1f} ms p95); "
         f"a canvas job at light load takes {loads[0]['p50_ms']:.0f} ms p50 end to end, {loads[0]['p50_ms'] / floor['p50_ms']:.1f}× the floor.",
@@ -89,7 +94,7 @@ def load_section(data: dict) -> str:
         f"| p95 ≤ 250 ms at 50 jobs/s offered | {at50['p95_ms']:.0f} ms | {'yes' if at50['p95_ms'] <= 250 else 'no'} |",
         f"| 20-line page ≤ 1 s per worker process | {sheet['processing_p50_ms']:.0f} ms | {'yes' if sheet['processing_p50_ms'] <= 1000 else 'no'} |",
         f"| burst: submitted = finished, no duplicates | {burst['done']}/{burst['submitted']}, {burst['duplicates']} duplicates | "
-        f"{'yes' if burst['done'] == burst['submitted'] and not burst['duplicates'] else 'no'} |",
+        f"{'yes' if burst['done'] == burst['submitted'] and not burst['duplicates'] and burst.get('jobs_stored', burst['submitted']) == burst['submitted'] else 'no'} |",
         "",
     ]
     return "\n".join(lines)
