@@ -1,7 +1,10 @@
-"""One classifier per worker process, loaded lazily on the first job (never before fork).
+"""One classifier per worker process, loaded after fork, never before.
 
 TensorFlow hangs in a child forked after the parent initialised it, so nothing
-here runs at import time or in ``worker_process_init``. The active version is
+here runs at import time. A pool process starts loading on a thread as soon as it
+is up (:func:`warm_up_in_background`, from ``worker_process_init``, which itself must
+return within seconds); its first job waits for that load instead of paying all of
+it inside the job's own time limit. The active version is
 read for every job (one small file, or one indexed row in a deployment): a
 promotion or a rollback reaches every worker without a restart, and each job
 records the version that read it.
@@ -85,3 +88,25 @@ def get_classifier():
                 raise ModelUnavailable(f"model {version} cannot be loaded: {error}") from error
             log.error("model %s cannot be loaded (%s); %s keeps serving", version, error, _classifier.version)
         return _classifier
+
+
+def warm_up_in_background() -> threading.Thread:
+    """Load the active model on a thread now, rather than in the process's first job.
+
+    Loading TensorFlow and a model takes seconds (more on a busy machine); a pool process
+    replaced after a crash would otherwise meet its first job with nothing loaded, and spend
+    that job's soft time limit on the load. A job that arrives meanwhile waits on the lock.
+    """
+    def load() -> None:
+        from django.db import connection
+
+        try:
+            get_classifier()
+        except Exception:  # noqa: BLE001 - logged here; the first job tries again and reports it
+            log.exception("warming up the model failed; the first job will try again")
+        finally:
+            connection.close()  # this thread's own database connection
+
+    thread = threading.Thread(target=load, name="model-warm-up", daemon=True)
+    thread.start()
+    return thread

@@ -10,14 +10,14 @@ import django
 django.setup()
 
 from celery import Task  # noqa: E402
-from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutdown  # noqa: E402
+from celery.signals import task_postrun, task_prerun, worker_process_init, worker_ready, worker_shutdown  # noqa: E402
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
 
 from webapp.recognition import services  # noqa: E402
 from webapp.recognition.errors import ErrorCode  # noqa: E402
-from workers import heartbeat, job_runner  # noqa: E402
+from workers import heartbeat, job_runner, model_cache  # noqa: E402
 from workers.celery_app import app  # noqa: E402
 
 
@@ -29,6 +29,11 @@ def _announce(sender, **kwargs):
 @worker_shutdown.connect
 def _withdraw(sender, **kwargs):
     heartbeat.stop(sender.hostname)
+
+
+@worker_process_init.connect
+def _warm_up(**kwargs):
+    model_cache.warm_up_in_background()
 
 
 @task_prerun.connect
