@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A Celery worker: reads jobs from the `inference` queue (and housekeeping from `maintenance`).
-# Scale out by running more of these; each child process loads the model once, on its first job.
+# Scale out by running more of these; each child process loads the model once, as it starts (on a thread).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-webapp.config.settings.production}"
