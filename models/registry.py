@@ -229,20 +229,27 @@ def promote(version: str, root: Path | None = None, force: bool = False) -> str 
     return previous
 
 
-def promotion_stack(root: Path | None = None) -> list[str]:
-    """Versions promoted and not rolled back, oldest first: replaying HISTORY.
+def replay(steps) -> list[str]:
+    """Versions promoted and not rolled back, oldest first, from ``(action, version)`` steps in order.
 
-    A promotion of the version already on top is no new step, and a rollback whose target is
+    Any action but "rollback" (a promotion, the database's seed) puts its version on top. A
+    promotion of the version already on top is no new step, and a rollback whose target is
     already on top moved nothing (HISTORY written before re-promotion was a no-op has both).
+    Shared by this registry's HISTORY and the database registry's pointer rows.
     """
     stack: list[str] = []
-    for entry in history(root):
-        if entry["action"] == "promote":
-            if not stack or stack[-1] != entry["version"]:
-                stack.append(entry["version"])
-        elif entry["action"] == "rollback" and stack and stack[-1] != entry["version"]:
-            stack.pop()
+    for action, version in steps:
+        if action == "rollback":
+            if stack and stack[-1] != version:
+                stack.pop()
+        elif not stack or stack[-1] != version:
+            stack.append(version)
     return stack
+
+
+def promotion_stack(root: Path | None = None) -> list[str]:
+    """Versions promoted and not rolled back, oldest first: replaying HISTORY."""
+    return replay((entry["action"], entry["version"]) for entry in history(root))
 
 
 def rollback(root: Path | None = None) -> str:

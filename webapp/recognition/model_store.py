@@ -167,16 +167,8 @@ def promote(version: str, force: bool = False) -> str | None:
 def rollback() -> str:
     """Back to the version promoted before the current one (promotions unwind as a stack)."""
     with transaction.atomic():
-        pointers = list(ModelPointer.objects.select_for_update().order_by("id"))
-        stack: list[str] = []
-        for pointer in pointers:
-            # As registry.promotion_stack: a repeated promotion is no new step, and a rollback to
-            # the version already on top (after one) moved nothing.
-            if pointer.action == ModelPointer.Action.ROLLBACK:
-                if stack and stack[-1] != pointer.version_id:
-                    stack.pop()
-            elif not stack or stack[-1] != pointer.version_id:
-                stack.append(pointer.version_id)
+        pointers = ModelPointer.objects.select_for_update().order_by("id")
+        stack = registry.replay((pointer.action, pointer.version_id) for pointer in pointers)
         if len(stack) < 2:
             raise ModelStoreError(f"nothing to roll back to: {stack[-1] if stack else 'no version'} is the earliest")
         target = stack[-2]
