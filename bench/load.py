@@ -84,7 +84,7 @@ class Client:
 
     def _get(self, url: str, **params) -> urllib3.BaseHTTPResponse:
         address = urlsplit(url)
-        query = urlencode(params)
+        query = "&".join(filter(None, [address.query, urlencode(params)]))  # a signed picture link has its own
         return self.pool.request("GET", address.path + (f"?{query}" if query else ""), headers=self.headers)
 
     def one_job(self, image: bytes, kind: str = "expression", scheduled: float | None = None) -> dict:

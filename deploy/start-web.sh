@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The web process: gunicorn serving Django; whitenoise serves the static files.
 # Used by `make run` and by Dockerfile.web. Settings and hosts come from the environment.
+# The access log shows paths without their query: a step picture link's signature is a
+# credential for that picture, and it would otherwise be written out with every fetch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-webapp.config.settings.production}"
@@ -12,4 +14,5 @@ exec gunicorn webapp.config.wsgi:application \
   --worker-class gthread --workers "${WEB_CONCURRENCY:-2}" --threads "${WEB_THREADS:-16}" \
   --timeout "${WEB_TIMEOUT:-30}" --graceful-timeout 20 \
   --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" \
-  --no-control-socket --access-logfile - --error-logfile -
+  --no-control-socket --access-logfile - --error-logfile - \
+  --access-logformat "${ACCESS_LOG_FORMAT:-%(h)s \"%(m)s %(U)s\" %(s)s %(B)s %(M)sms \"%(a)s\"}"

@@ -40,6 +40,39 @@ def test_a_canvas_line_is_submitted_polled_and_read_with_its_step_pictures(stack
     assert original.status_code == 200 and original.content == line_png("12+3*4", seed=1)
 
 
+def test_step_links_need_no_token_but_must_be_signed_and_unexpired(stack):
+    """A result's picture links are capabilities, like S3 presigned URLs: no token, an HMAC, an expiry."""
+    import time
+
+    import requests
+    from django.conf import settings
+
+    from tests.stack import api_error
+    from webapp.recognition.models import Job
+    from webapp.recognition.step_links import step_link
+
+    client = stack.client()
+    job = client.wait(client.submit(line_png("6*7", seed=4)).headers["Location"])
+    assert client.get(job["url"]).json()["steps"] == job["steps"]  # stable across reads: a browser's cache holds
+    for url in job["steps"].values():
+        picture = requests.get(url)  # no Authorization, no session
+        assert picture.status_code == 200 and picture.content[:4] == b"\x89PNG"
+        assert picture.headers["Content-Type"] == "image/png" and picture.headers["Cache-Control"].startswith("private, max-age=")
+    link = job["steps"]["boxes"]
+    path, query = link.split("?")
+    api_error(requests.get(path), 403, "invalid_link")  # unsigned: the media folder is not browsable
+    api_error(requests.get(link[:-1] + ("A" if link[-1] != "A" else "B")), 403, "invalid_link")
+    api_error(requests.get(path.replace("boxes.png", "binarised.png") + "?" + query), 403, "invalid_link")  # a signature names one file
+    api_error(requests.get(link.replace("expires=", "expires=9")), 403, "invalid_link")  # nor can its life be extended
+    stored = Job.objects.get(pk=job["id"]).steps["boxes"]
+    expired = step_link(stored, now=time.time() - settings.STEP_LINK_SECONDS - 600)
+    api_error(requests.get(stack.url + expired), 403, "link_expired")
+    assert client.delete(job["url"]).status_code == 204
+    api_error(requests.get(link), 404, "step_not_found")  # the job and its pictures are gone
+    access_log = stack.processes["web"].log.read_text(errors="replace")
+    assert path.split("/media", 1)[1] in access_log and query not in access_log  # the link is no credential in the log
+
+
 def test_a_base64_canvas_in_json_with_a_written_answer_is_checked(stack):
     client = stack.client()
     data_url = "data:image/png;base64," + base64.b64encode(line_png("7*8=54", seed=2)).decode()

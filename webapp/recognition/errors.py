@@ -28,6 +28,8 @@ class ErrorCode(models.TextChoices):
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused", "The `Idempotency-Key` was used in the last 24 h for a different image."
     JOB_NOT_FINISHED = "job_not_finished", "The job has no result yet; poll it until it has finished."
     STEP_NOT_FOUND = "step_not_found", "The job has no step picture of that name."
+    INVALID_LINK = "invalid_link", "A picture link was altered or cut short; take the links from the job's `steps`."
+    LINK_EXPIRED = "link_expired", "A picture link is older than `STEP_LINK_SECONDS`; read the job again for fresh links."
     INVALID_CORRECTION = "invalid_correction", "The correction names no such line or symbol, or offers no shown alternative."
     # Auth and limits
     NOT_AUTHENTICATED = "not_authenticated", "No credentials were sent."
@@ -75,7 +77,7 @@ HTTP_STATUS = {
     "invalid_request": 400, "malformed_request": 400, "unsupported_media_type": 415, "missing_image": 400,
     "invalid_base64": 400, "unsupported_file_type": 400, "corrupt_image": 400, "image_too_small": 400, "invalid_pdf": 400, "file_too_large": 413,
     "request_too_large": 413, "too_many_pixels": 413, "too_many_pages": 413, "idempotency_key_reused": 409,
-    "job_not_finished": 409, "step_not_found": 404, "invalid_correction": 400, "not_authenticated": 401,
+    "job_not_finished": 409, "step_not_found": 404, "invalid_link": 403, "link_expired": 403, "invalid_correction": 400, "not_authenticated": 401,
     "authentication_failed": 401, "permission_denied": 403, "not_found": 404, "method_not_allowed": 405,
     "not_acceptable": 406, "throttled": 429, "database_unavailable": 503, "internal_error": 500,
 }

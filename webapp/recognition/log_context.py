@@ -27,3 +27,14 @@ class JobIdFilter(logging.Filter):
         if not getattr(record, "job_id", None):
             record.job_id = _job_id.get()
         return True
+
+
+class RequestPathOnlyFilter(logging.Filter):
+    """Django's request logs (a 4xx, a 5xx) carry the request, whose text holds its query string;
+    a step picture link's query is its signature, a credential. Keep the method and path only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        if request is not None and hasattr(request, "path"):
+            record.request = f"{request.method} {request.path}"
+        return True

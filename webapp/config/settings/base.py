@@ -40,6 +40,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "webapp.recognition.step_links.SignedMediaMiddleware",  # step pictures: no session, token or database
     "webapp.recognition.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -93,7 +94,8 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 
 # --- Storage: input and step images go through Django's storage API (S3 when configured).
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
-MEDIA_URL = "/media/"
+MEDIA_URL = "/media/"  # answered only for signed links (step_links.SignedMediaMiddleware)
+STEP_LINK_SECONDS = env.int("STEP_LINK_SECONDS", default=3600)  # how long a result's picture links work, at least
 STATIC_ROOT = Path(env("STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_URL = "/static/"
 AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME", default="")
@@ -107,7 +109,8 @@ if AWS_STORAGE_BUCKET_NAME:
             "location": env("AWS_S3_LOCATION", default="media"),
             "default_acl": None,
             "file_overwrite": False,
-            "querystring_auth": True,
+            "querystring_auth": True,  # step links are presigned (step_links.py)
+            "querystring_expire": env.int("STEP_LINK_SECONDS", default=3600),
         },
     }
 else:
@@ -265,7 +268,10 @@ LOG_FORMAT = env("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"job_id": {"()": "webapp.recognition.log_context.JobIdFilter"}},
+    "filters": {
+        "job_id": {"()": "webapp.recognition.log_context.JobIdFilter"},
+        "request_path_only": {"()": "webapp.recognition.log_context.RequestPathOnlyFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -274,6 +280,6 @@ LOGGING = {
         },
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [job %(job_id)s] %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["job_id"]}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["job_id", "request_path_only"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }

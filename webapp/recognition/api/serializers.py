@@ -6,6 +6,7 @@ from rest_framework.reverse import reverse
 
 from webapp.recognition.errors import ErrorCode
 from webapp.recognition.models import Batch, Correction, Job
+from webapp.recognition.step_links import step_link
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -68,8 +69,8 @@ class JobSerializer(serializers.ModelSerializer):
         return {"code": job.error_code, "message": job.error_message, **job.error_detail}
 
     def get_steps(self, job: Job) -> dict[str, str]:
-        request = self.context.get("request")
-        return {name: reverse("job-step", args=[job.id, name], request=request) for name in job.steps}
+        # Signed links, not the API's step URLs: fetched without a token, and without Django's API work
+        return {name: step_link(stored, self.context.get("request")) for name, stored in job.steps.items()}
 
 
 class CorrectionRequestSerializer(serializers.Serializer):
