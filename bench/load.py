@@ -17,7 +17,9 @@ and every picture was fetched. Latency runs from when a job was due to when its 
 arrived (the picture fetches come after): a job that waited for a free client thread counts
 that wait too, and the wait is reported on its own. Sustained throughput counts the results
 that arrived in the steady part of each offered load (from WARM_UP_S after its start to the
-end of its submissions), not the ramp-up or the drain. The burst is due all at once, and
+end of its submissions), not the ramp-up or the drain. The highest offered load runs
+PEAK_RUNS times and the median run is reported with every run's throughput: on a shared
+host, saturation moves by a tenth from run to run. The burst is due all at once, and
 afterwards the database must hold exactly one job per submission.
 
 Each offered load also records the CPU each part of the stack used per finished job.
@@ -52,6 +54,7 @@ from tests.stack import Stack, start_process, wait_until  # noqa: E402
 OFFERED = [10, 25, 50, 100]  # jobs per second
 SECONDS_PER_LOAD = 15
 WARM_UP_S = 3.0  # the first seconds of each offered load fill the pipeline; they are not counted
+PEAK_RUNS = 3  # the highest offered load is run this many times; the median run is reported
 BURST = 1000
 CLIENT_THREADS = 64
 LINES = ["12+3*4", "7*8=56", "2*(3+4)", "45-17", "6*7", "9-3="]
@@ -207,11 +210,19 @@ def main() -> int:
             "loads": [],
         }
         for rate in OFFERED:
-            before = _cpu_seconds()
-            row = client.offered_load(rate, SECONDS_PER_LOAD)
-            after = _cpu_seconds()
-            # Where the machine's CPU went, per finished job: which part to make cheaper next.
-            row["cpu_ms_per_job"] = _cpu_ms_per_job(before, after, row["done"])
+            runs = []
+            for _ in range(PEAK_RUNS if rate == max(OFFERED) else 1):
+                before = _cpu_seconds()
+                row = client.offered_load(rate, SECONDS_PER_LOAD)
+                after = _cpu_seconds()
+                # Where the machine's CPU went, per finished job: which part to make cheaper next.
+                row["cpu_ms_per_job"] = _cpu_ms_per_job(before, after, row["done"])
+                runs.append(row)
+            # At saturation the figure moves with the host's other tenants by a tenth or more from
+            # run to run: the run with the median throughput is reported, and every run's figure.
+            row = sorted(runs, key=lambda r: r["throughput_per_s"])[len(runs) // 2]
+            if len(runs) > 1:
+                row["throughput_runs_per_s"] = [r["throughput_per_s"] for r in runs]
             report["loads"].append(row)
         jobs_before = _jobs_in_database(stack)
         begin = time.monotonic()

@@ -64,6 +64,10 @@ def load_section(data: dict) -> str:
             f"| {row['offered_per_s']:g} | {row['submitted']} | {row['done']} | {row['throughput_per_s']:.1f} | {row['p50_ms']:.0f} | "
             f"{row['p95_ms']:.0f} | {row['p99_ms']:.0f} | {_ms(row.get('client_wait_p50_ms'))} | {row['queue_p50_ms']:.0f} | {row['processing_p50_ms']:.0f} |"
         )
+    repeated = [row for row in loads if row.get("throughput_runs_per_s")]
+    for row in repeated:
+        lines += ["", f"At {row['offered_per_s']:g} jobs/s offered the load ran {len(row['throughput_runs_per_s'])} times, measuring "
+                      f"{', '.join(f'{t:.1f}' for t in row['throughput_runs_per_s'])} jobs/s; the table shows the median run."]
     burst, floor, sheet = data["burst"], data["floor"], data["worksheet"]
     busiest = max(loads, key=lambda row: row["throughput_per_s"])
     best = busiest["throughput_per_s"]
