@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The web process: gunicorn serving Django; whitenoise serves the static files.
 # Used by `make run` and by Dockerfile.web. Settings and hosts come from the environment.
-# The access log shows paths without their query: a step picture link's signature is a
-# credential for that picture, and it would otherwise be written out with every fetch.
+# The access log blanks out step picture links' signatures (a credential for the picture,
+# until it expires); the rest of each line is gunicorn's usual format.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-webapp.config.settings.production}"
@@ -15,4 +15,4 @@ exec gunicorn webapp.config.wsgi:application \
   --timeout "${WEB_TIMEOUT:-30}" --graceful-timeout 20 \
   --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" \
   --no-control-socket --access-logfile - --error-logfile - \
-  --access-logformat "${ACCESS_LOG_FORMAT:-%(h)s \"%(m)s %(U)s\" %(s)s %(B)s %(M)sms \"%(a)s\"}"
+  --logger-class webapp.config.gunicorn_logging.RedactingLogger

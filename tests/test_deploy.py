@@ -57,8 +57,9 @@ def test_the_deploy_scripts_pass_shellcheck_and_are_strict():
         text = (REPO / script).read_text()
         assert "set -euo pipefail" in text and os.access(REPO / script, os.X_OK), script
     for start in ("deploy/start-web.sh", "deploy/start-worker.sh", "deploy/start-beat.sh", "deploy/migrate.sh"):
-        last = [line for line in (REPO / start).read_text().splitlines() if line.strip() and not line.startswith("#")]
-        assert any(line.lstrip().startswith("exec ") for line in last[-6:]), f"{start} must end in exec"
+        commands = (REPO / start).read_text().replace("\\\n", " ").splitlines()  # one line per command
+        last = [line for line in commands if line.strip() and not line.lstrip().startswith("#")]
+        assert last[-1].lstrip().startswith("exec "), f"{start} must end in exec"
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:
@@ -115,6 +116,13 @@ def test_production_refuses_to_start_without_a_secret_key():
         env={k: v for k, v in {**os.environ, **env}.items() if k != "DJANGO_SECRET_KEY" and k not in TEST_ONLY_ENV},
     )
     assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("key", ["replace-with-50-random-characters", "short-but-not-a-placeholder", "a" * 60])
+def test_production_refuses_a_placeholder_or_guessable_secret_key(key):
+    """The key signs sessions and the step picture links: the .env.example placeholder must not boot."""
+    result = _run([str(VENV_BIN / "python"), "webapp/manage.py", "check"], {**PRODUCTION_ENV, "DJANGO_SECRET_KEY": key})
+    assert result.returncode != 0 and "DJANGO_SECRET_KEY must be 50+ random characters" in result.stderr
 
 
 def test_production_refuses_the_test_only_delay():

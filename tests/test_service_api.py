@@ -64,13 +64,23 @@ def test_step_links_need_no_token_but_must_be_signed_and_unexpired(stack):
     api_error(requests.get(link[:-1] + ("A" if link[-1] != "A" else "B")), 403, "invalid_link")
     api_error(requests.get(path.replace("boxes.png", "binarised.png") + "?" + query), 403, "invalid_link")  # a signature names one file
     api_error(requests.get(link.replace("expires=", "expires=9")), 403, "invalid_link")  # nor can its life be extended
-    stored = Job.objects.get(pk=job["id"]).steps["boxes"]
-    expired = step_link(stored, now=time.time() - settings.STEP_LINK_SECONDS - 600)
+    api_error(requests.get(link.replace("expires=", "expires=%C2%B2")), 403, "invalid_link")  # '²' is no digit here
+    head = requests.head(link)
+    assert head.status_code == 200 and head.headers["Content-Type"] == "image/png" and not head.content
+    stored = Job.objects.get(pk=job["id"])
+    expired = step_link(stored.steps["boxes"], now=time.time() - settings.STEP_LINK_SECONDS - 600)
     api_error(requests.get(stack.url + expired), 403, "link_expired")
+    # Even with the key, only step pictures are served, and only for as long as this service signs:
+    from webapp.recognition.step_links import _signature
+
+    for name, expires in ((stored.image.name, int(time.time()) + 60), (stored.steps["boxes"], int(time.time()) + 30 * 24 * 3600)):
+        forged = f"{stack.url}/media/{name}?expires={expires}&signature={_signature(name, expires)}"
+        api_error(requests.get(forged), 403, "invalid_link")
     assert client.delete(job["url"]).status_code == 204
     api_error(requests.get(link), 404, "step_not_found")  # the job and its pictures are gone
     access_log = stack.processes["web"].log.read_text(errors="replace")
-    assert path.split("/media", 1)[1] in access_log and query not in access_log  # the link is no credential in the log
+    signature = query.split("signature=")[1]
+    assert path.split("/media", 1)[1] in access_log and "?expires=" in access_log and signature not in access_log  # no credential in the log
 
 
 def test_a_base64_canvas_in_json_with_a_written_answer_is_checked(stack):
@@ -208,6 +218,8 @@ def test_an_unparsable_line_fails_with_its_best_reading_and_a_typed_fix_recovers
 
 
 def test_a_batch_of_a_three_page_pdf_and_an_image_is_marked_page_by_page(stack):
+    import requests
+
     pages = [["7*8=56", "12-5=7", "3*(4+2)=18"], ["9+8=16", "6*7=42", "15-6=9"], ["2+2=4", "8*3=24", "(6-2)*5=20"]]
     client = stack.client()
     pdf = worksheet_pdf(pages, seed=2, dpi=200)
@@ -239,6 +251,7 @@ def test_a_batch_of_a_three_page_pdf_and_an_image_is_marked_page_by_page(stack):
         if (line["expression"], line["answer"]) == (expression, answer):
             assert line["correct"] is correct, line  # a pupil's mistake is marked wrong, the rest right
     for page in batch["pages"]:
+        assert requests.get(page["boxes"]).content[:4] == b"\x89PNG"  # each page's overlay, by its signed link
         marks = [line["correct"] for line in page["lines"]]
         assert page["score"] == {"correct": marks.count(True), "answered": len(marks) - marks.count(None), "total": len(marks)}
     assert batch["score"] == {key: sum(page["score"][key] for page in batch["pages"]) for key in ("correct", "answered", "total")}

@@ -166,7 +166,9 @@ def test_the_pad_keeps_what_was_drawn_near_its_edge_when_it_narrows_and_ctrl_z_w
     wide = page.evaluate(INK_ON_PAD)
     assert wide["dark"] > 500 and wide["right"] > 0.8 * wide["width"]
     page.set_viewport_size({"width": 390, "height": 844})  # a phone's width: the pad narrows
-    page.wait_for_function("() => document.getElementById('pad').clientWidth < 390")
+    # Until the resize event has run, the bitmap is the old one: wait for it to follow the layout.
+    page.wait_for_function("() => { const p = document.getElementById('pad');"
+                           " return p.clientWidth < 390 && p.width === Math.round(p.clientWidth * (window.devicePixelRatio || 1)); }")
     narrow = page.evaluate(INK_ON_PAD)
     # Scaled with the pad, not cut off by it: the same share of the width, and ink in proportion.
     assert narrow["right"] < narrow["width"] and abs(narrow["right"] / narrow["width"] - wide["right"] / wide["width"]) < 0.03
@@ -208,6 +210,7 @@ def test_a_two_page_worksheet_pdf_is_marked_with_tables_and_marks(chromium, stac
         csv_link.click()
     assert "7*8" in Path(download.value.path()).read_text()
     page.locator("details summary").first.click()
+    page.wait_for_function("() => { const i = document.querySelector('details[open] img.overlay'); return i && i.complete && i.naturalWidth > 0; }")
     _accessible(page)
     _shoot(page, "worksheets-desktop")
     page.set_viewport_size(PHONE["viewport"])

@@ -82,7 +82,10 @@ def _run(job_id: str) -> str:
         error = RecognitionError(ErrorCode.PROCESSING_TIMEOUT.value, "recognition took longer than the soft time limit (JOB_SOFT_TIME_LIMIT)")
         services.finish_job(claim, record=record(claim.job.source_name, error=error), error=error, model_version=None)
         return "failed"
-    except TRANSIENT_ERRORS:
+    except TRANSIENT_ERRORS as error:
+        # Said here, not only by Celery's retry line (logged at INFO by celery.app.trace, which
+        # the settings keep at WARNING): a database or storage blip leaves a trace at once.
+        log.warning("job released after a transient error, to be retried: %r", error)
         try:
             services.release_job(claim)
         except TRANSIENT_ERRORS:

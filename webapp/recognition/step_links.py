@@ -1,20 +1,27 @@
 """Signed, expiring links to a job's step pictures, fetched without the API's per-request work.
 
 A result's ``steps`` are links a client (or a browser's ``<img>``) fetches with no token: the
-link itself is the permission, like an S3 presigned URL, and it expires. On S3 storage they
-ARE S3 presigned URLs (django-storages signs them), so the pictures never pass through the
-web containers. On filesystem storage they point at ``MEDIA_URL`` with an expiry and an HMAC
-of the stored name and that expiry, keyed on SECRET_KEY; ``SignedMediaMiddleware`` answers
-them before sessions, authentication and the database: a picture costs about a fifth of the
-CPU it did through the API view (token, job row, DRF), which measured 4 of a job's 5 requests.
+link itself is the permission, like an S3 presigned URL, and it expires. On filesystem storage
+they point at ``MEDIA_URL`` with an expiry and an HMAC of the stored name and that expiry,
+keyed on SECRET_KEY (SECRET_KEY_FALLBACKS still verify while a key is rotated);
+``SignedMediaMiddleware`` answers them before sessions, authentication and the database: a
+picture costs about a fifth of the CPU it did through the API view, which was 4 of a job's 5
+requests. Only names shaped like a step picture are ever signed or served, so a leaked key
+opens no uploaded image and no model file.
 
 Links are minted per response, but their expiry is rounded up to the next LINK_STEP_SECONDS,
 so the links of one job stay the same for a while and a browser's cache keeps working while
-a page polls it. The token-authenticated ``/api/v1/jobs/<id>/steps/<name>.png`` stays, for
+a page polls it. The token-authenticated ``/api/v1/jobs/<id>/steps/<name>.png/`` stays, for
 clients that build URLs themselves; a client whose link has expired reads the job again.
+
+On S3 storage the links ARE S3 presigned URLs (django-storages signs them), so the pictures
+never pass through the web containers. S3 then has the last word: a link changes on every
+read, S3 answers errors in its own XML, and a link dies early when the credentials that
+signed it expire first (an instance role's last hours, not days).
 """
 from __future__ import annotations
 
+import re
 import time
 from urllib.parse import quote, urlencode
 
@@ -27,17 +34,28 @@ from django.utils.crypto import constant_time_compare
 from webapp.recognition.errors import ErrorCode, error_body
 
 LINK_STEP_SECONDS = 300
-_signer = Signer(salt="webapp.recognition.step_links")
+STEP_PICTURE_NAME = re.compile(r"jobs/[0-9a-f-]{36}/[0-9a-f]{12}/[A-Za-z0-9_-]+\.png")
+"""What services.finish_job stores: jobs/<job>/<attempt>/<step>.png (the storage may add a suffix
+such as ``_aB3dE9x`` if a name were ever taken)."""
+_EXPIRES = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also takes '²', which int() refuses
+_SALT = "webapp.recognition.step_links"
 
 
-def _signature(name: str, expires: int) -> str:
-    return _signer.signature(f"{name}\n{expires}")
+def _signature(name: str, expires: int, key=None) -> str:
+    return Signer(key=key, salt=_SALT).signature(f"{name}\n{expires}")
+
+
+def _signed(name: str, expires: int, signature: str) -> bool:
+    keys = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    return any(constant_time_compare(signature, _signature(name, expires, key)) for key in keys)
 
 
 def step_link(name: str, request=None, now: float | None = None) -> str:
-    """A link to the stored file ``name`` that works without credentials until it expires."""
+    """A link to the stored step picture ``name`` that works without credentials until it expires."""
+    if not STEP_PICTURE_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a step picture's name; only those are linked")
     if not isinstance(default_storage, FileSystemStorage):
-        return default_storage.url(name)  # S3: presigned for AWS_QUERYSTRING_EXPIRE seconds
+        return default_storage.url(name)  # S3: presigned for STEP_LINK_SECONDS (querystring_expire)
     now = time.time() if now is None else now
     expires = (int(now + settings.STEP_LINK_SECONDS) // LINK_STEP_SECONDS + 1) * LINK_STEP_SECONDS
     path = settings.MEDIA_URL + quote(name) + "?" + urlencode({"expires": expires, "signature": _signature(name, expires)})
@@ -53,9 +71,13 @@ def serve(request) -> JsonResponse | FileResponse:
     (both say nothing about whether the file exists), 404 for a file deleted since."""
     name = request.path[len(settings.MEDIA_URL):]
     expires, signature = request.GET.get("expires", ""), request.GET.get("signature", "")
-    if not (expires.isdigit() and signature and constant_time_compare(signature, _signature(name, int(expires)))):
+    now = time.time()
+    if not (STEP_PICTURE_NAME.fullmatch(name) and _EXPIRES.fullmatch(expires) and signature
+            # nothing this service signs lives longer: a link from the far future was not minted here
+            and int(expires) <= now + settings.STEP_LINK_SECONDS + LINK_STEP_SECONDS
+            and _signed(name, int(expires), signature)):
         return _error(403, ErrorCode.INVALID_LINK, "this link is not a valid picture link; take the links from the job's `steps`")
-    if int(expires) < time.time():
+    if int(expires) < now:
         return _error(403, ErrorCode.LINK_EXPIRED, "this link has expired; read the job again for fresh ones")
     try:
         stored = default_storage.open(name, "rb")

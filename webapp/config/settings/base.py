@@ -96,6 +96,8 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"  # answered only for signed links (step_links.SignedMediaMiddleware)
 STEP_LINK_SECONDS = env.int("STEP_LINK_SECONDS", default=3600)  # how long a result's picture links work, at least
+if not 60 <= STEP_LINK_SECONDS <= 7 * 24 * 3600:  # S3 presigns for a week at most
+    raise ImproperlyConfigured("STEP_LINK_SECONDS must be between 60 and 604800 (a week, S3's longest presigned link)")
 STATIC_ROOT = Path(env("STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_URL = "/static/"
 AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME", default="")
@@ -110,7 +112,7 @@ if AWS_STORAGE_BUCKET_NAME:
             "default_acl": None,
             "file_overwrite": False,
             "querystring_auth": True,  # step links are presigned (step_links.py)
-            "querystring_expire": env.int("STEP_LINK_SECONDS", default=3600),
+            "querystring_expire": STEP_LINK_SECONDS,
         },
     }
 else:

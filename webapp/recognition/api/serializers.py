@@ -122,6 +122,7 @@ class ScoreSerializer(serializers.Serializer):
 
 class PageSummarySerializer(serializers.Serializer):
     job = serializers.SerializerMethodField()
+    boxes = serializers.SerializerMethodField(help_text="signed link to the page with each symbol boxed; null until it is read")
     page_number = serializers.IntegerField()
     source_name = serializers.CharField()
     status = serializers.CharField()
@@ -131,6 +132,10 @@ class PageSummarySerializer(serializers.Serializer):
 
     def get_job(self, page) -> str:
         return reverse("job-detail", args=[page["job"].id], request=self.context.get("request"))
+
+    def get_boxes(self, page) -> str | None:
+        stored = page["job"].steps.get("boxes")
+        return step_link(stored, self.context.get("request")) if stored else None
 
 
 class BatchSerializer(serializers.ModelSerializer):

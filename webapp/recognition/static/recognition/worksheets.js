@@ -95,8 +95,10 @@ document.addEventListener("DOMContentLoaded", () => {
     }
     table.append(body);
     box.append(el("div", { class: "table-wrap" }, table));
-    const overlay = el("img", { class: "overlay", src: summary.job + "steps/boxes.png", alt: `Page ${summary.page_number} with each symbol boxed`, loading: "lazy" });
-    box.append(el("details", {}, el("summary", { text: "Show how the page was read" }), overlay));
+    if (summary.boxes) {  // a signed link: no session or token work on the server
+      const overlay = el("img", { class: "overlay", src: summary.boxes, alt: `Page ${summary.page_number} with each symbol boxed`, loading: "lazy" });
+      box.append(el("details", {}, el("summary", { text: "Show how the page was read" }), overlay));
+    }
     return box;
   }
 
