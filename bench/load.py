@@ -86,6 +86,8 @@ class Client:
         return self._bodies[key]
 
     def _get(self, url: str, **params) -> urllib3.BaseHTTPResponse:
+        # Every URL is the stack's own: the API's, and the step links of filesystem storage, which
+        # this stack uses (an S3 presigned link would need a client of its own).
         address = urlsplit(url)
         query = "&".join(filter(None, [address.query, urlencode(params)]))  # a signed picture link has its own
         return self.pool.request("GET", address.path + (f"?{query}" if query else ""), headers=self.headers)

@@ -372,7 +372,10 @@ def test_metrics_and_json_logs_carry_jobs_models_and_job_ids(stack):
 
     client = stack.client()
     job = client.wait(client.submit(line_png("6*7", seed=7)).headers["Location"])
+    assert requests.get(job["steps"]["boxes"]).status_code == 200
     text = requests.get(f"{stack.url}/metrics").text
+    served = [line for line in text.splitlines() if line.startswith('arith_step_link_responses_total{status="200"}')]
+    assert served and float(served[0].split()[-1]) >= 1  # the pictures answered before django-prometheus' status counts
     succeeded = [line for line in text.splitlines() if line.startswith('arith_jobs{status="succeeded"}')]
     assert succeeded and float(succeeded[0].split()[-1]) >= 1
     assert f'arith_active_model{{version="{job["model_version"]}"}} 1.0' in text

@@ -30,6 +30,7 @@ from django.core.files.storage import FileSystemStorage, default_storage
 from django.core.signing import Signer
 from django.http import FileResponse, JsonResponse
 from django.utils.crypto import constant_time_compare
+from prometheus_client import Counter
 
 from webapp.recognition.errors import ErrorCode, error_body
 
@@ -39,6 +40,7 @@ STEP_PICTURE_NAME = re.compile(r"jobs/[0-9a-f-]{36}/[0-9a-f]{12}/[A-Za-z0-9_-]+\
 such as ``_aB3dE9x`` if a name were ever taken)."""
 _EXPIRES = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also takes '²', which int() refuses
 _SALT = "webapp.recognition.step_links"
+RESPONSES = Counter("arith_step_link_responses", "Step picture link responses by status (answered before django-prometheus' by-status counts)", ["status"])
 
 
 def _signature(name: str, expires: int, key=None) -> str:
@@ -97,5 +99,7 @@ class SignedMediaMiddleware:
     def __call__(self, request):
         if request.method in ("GET", "HEAD") and request.path.startswith(settings.MEDIA_URL):
             request.get_host()  # ALLOWED_HOSTS still holds: a disallowed host is a 400 as everywhere else
-            return serve(request)
+            response = serve(request)
+            RESPONSES.labels(str(response.status_code)).inc()
+            return response
         return self.get_response(request)
