@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from workers.pipeline import decoder, grammar
+from workers.pipeline import decoder, grammar, symbol_prior
 from workers.pipeline.errors import RecognitionError
 from workers.pipeline.imaging import decode_image
 from workers.pipeline.page import CleanPage, clean_page
@@ -181,7 +181,8 @@ def recognize_ink(ink: np.ndarray, classifier) -> PageResult:
         edges, node_count = _lattice(line, all_pieces)
         line_edges.append((edges, node_count, line.box))
     batch = crops_to_batch([piece.mask for piece in all_pieces])
-    probabilities = classifier.predict(batch)  # the one model call for the page
+    # The one model call for the page; then the symbols' frequencies in arithmetic (the model's own prior is uniform).
+    probabilities = symbol_prior.posterior(classifier.predict(batch))
     lines = [
         read_line(_with_candidates(edges, probabilities), count, all_pieces, probabilities, batch, box)
         for edges, count, box in line_edges

@@ -1,0 +1,46 @@
+"""The symbol prior the pipeline applies to the classifier's probabilities (workers/pipeline/symbol_prior.py)."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from workers.pipeline import symbol_prior
+from workers.pipeline.symbols import CLASS_INDEX, CLASSES, DIGITS
+
+rows = arrays(np.float64, (3, len(CLASSES)), elements=st.floats(0.0, 1.0)).filter(lambda a: (a.sum(axis=1) > 1e-6).all())
+
+
+def test_the_prior_is_benford_over_digits_two_thirds_of_symbols_and_even_over_the_rest():
+    prior = dict(zip(CLASSES, symbol_prior.class_prior()))
+    assert abs(sum(prior.values()) - 1) < 1e-9
+    assert abs(sum(prior[d] for d in DIGITS) - 2 / 3) < 1e-9
+    leading = [prior[d] for d in "123456789"]
+    assert leading == sorted(leading, reverse=True) and prior["1"] > 2.5 * prior["0"]  # no number starts with 0
+    assert len({round(prior[c], 12) for c in "+-*()="}) == 1
+
+
+@given(rows)
+def test_the_posterior_is_a_distribution_per_row(probabilities):
+    posterior = symbol_prior.posterior(probabilities)
+    assert posterior.shape == probabilities.shape and (posterior >= 0).all()
+    assert np.allclose(posterior.sum(axis=1), 1.0, atol=1e-5)
+
+
+@given(rows)
+def test_a_clear_winner_stays_the_winner(probabilities):
+    """The prior only moves a decision whose odds are within the prior's own range."""
+    weights = symbol_prior.class_prior()
+    spread = weights.max() / weights.min()
+    for row, after in zip(probabilities, symbol_prior.posterior(probabilities)):
+        first, second = np.sort(row)[::-1][:2]
+        if first > spread * second * 1.001:
+            assert int(np.argmax(after)) == int(np.argmax(row))
+
+
+def test_a_stroke_that_is_as_much_a_one_as_a_parenthesis_is_read_as_a_one():
+    even = np.zeros((1, len(CLASSES)))
+    even[0, CLASS_INDEX["1"]] = even[0, CLASS_INDEX["("]] = 0.5
+    posterior = symbol_prior.posterior(even)[0]
+    assert posterior[CLASS_INDEX["1"]] > 0.65 and CLASSES[int(np.argmax(posterior))] == "1"
