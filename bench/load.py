@@ -85,12 +85,12 @@ class Client:
             self._bodies[key] = urllib3.encode_multipart_formdata({"image": ("l.png", image, "image/png"), "kind": kind})
         return self._bodies[key]
 
-    def _get(self, url: str, **params) -> urllib3.BaseHTTPResponse:
+    def _get(self, url: str, token: bool = True, **params) -> urllib3.BaseHTTPResponse:
         # Every URL is the stack's own: the API's, and the step links of filesystem storage, which
         # this stack uses (an S3 presigned link would need a client of its own).
         address = urlsplit(url)
         query = "&".join(filter(None, [address.query, urlencode(params)]))  # a signed picture link has its own
-        return self.pool.request("GET", address.path + (f"?{query}" if query else ""), headers=self.headers)
+        return self.pool.request("GET", address.path + (f"?{query}" if query else ""), headers=self.headers if token else {})
 
     def one_job(self, image: bytes, kind: str = "expression", scheduled: float | None = None) -> dict:
         """``scheduled``: when the job was due (open loop); its latency counts from then, so
@@ -110,7 +110,7 @@ class Client:
         result_at = time.monotonic()
         if body["status"] != "succeeded":
             return {"ok": False, "why": body["error"]["code"]}
-        pictures = [self._get(url) for url in body["steps"].values() if url]
+        pictures = [self._get(url, token=False) for url in body["steps"].values() if url]  # signed links: no token
         stored = bool(body["result"]["lines"]) and len(pictures) == len(body["steps"])
         ok = stored and all(p.status == 200 and p.data[:4] == b"\x89PNG" for p in pictures)
         queued, began, ended = (datetime.fromisoformat(body[k].replace("Z", "+00:00")) for k in ("queued_at", "started_at", "finished_at"))

@@ -4,7 +4,7 @@
 - hadolint lints both Dockerfiles, shellcheck lints deploy/;
 - every COPY source exists and is not excluded by .dockerignore;
 - the web image's requirements hold no TensorFlow;
-- production settings pass `check --deploy`, refuse to start without a secret,
+- production settings pass `check --deploy`, refuse to start without a secret (or with a placeholder or short one),
   and answer /healthz to a private-IP Host over plain HTTP (and nothing else).
 """
 from __future__ import annotations
@@ -118,11 +118,14 @@ def test_production_refuses_to_start_without_a_secret_key():
     assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr
 
 
-@pytest.mark.parametrize("key", ["replace-with-50-random-characters", "short-but-not-a-placeholder", "a" * 60])
-def test_production_refuses_a_placeholder_or_guessable_secret_key(key):
+@pytest.mark.parametrize("variable, key", [
+    ("DJANGO_SECRET_KEY", "replace-with-50-random-characters"), ("DJANGO_SECRET_KEY", "short-but-not-a-placeholder"),
+    ("DJANGO_SECRET_KEY", "a" * 60), ("DJANGO_SECRET_KEY_FALLBACKS", "an-old-short-key"),
+])
+def test_production_refuses_a_placeholder_or_guessable_secret_key(variable, key):
     """The key signs sessions and the step picture links: the .env.example placeholder must not boot."""
-    result = _run([str(VENV_BIN / "python"), "webapp/manage.py", "check"], {**PRODUCTION_ENV, "DJANGO_SECRET_KEY": key})
-    assert result.returncode != 0 and "DJANGO_SECRET_KEY must be 50+ random characters" in result.stderr
+    result = _run([str(VENV_BIN / "python"), "webapp/manage.py", "check"], {**PRODUCTION_ENV, variable: key})
+    assert result.returncode != 0 and "must be 50+ random characters" in result.stderr
 
 
 def test_production_refuses_the_test_only_delay():

@@ -27,7 +27,7 @@ class ErrorCode(models.TextChoices):
     TOO_MANY_PAGES = "too_many_pages", "A batch would hold more than `MAX_PAGES_PER_BATCH` pages."
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused", "The `Idempotency-Key` was used in the last 24 h for a different image."
     JOB_NOT_FINISHED = "job_not_finished", "The job has no result yet; poll it until it has finished."
-    STEP_NOT_FOUND = "step_not_found", "The job has no step picture of that name."
+    STEP_NOT_FOUND = "step_not_found", "The job has no step picture of that name, or a link's picture was deleted with its job."
     INVALID_LINK = "invalid_link", "A picture link was altered or cut short; take the links from the job's `steps`."
     LINK_EXPIRED = "link_expired", "A picture link is older than `STEP_LINK_SECONDS`; read the job again for fresh links."
     INVALID_CORRECTION = "invalid_correction", "The correction names no such line or symbol, or offers no shown alternative."

@@ -21,6 +21,7 @@ signed it expire first (an instance role's last hours, not days).
 """
 from __future__ import annotations
 
+import logging
 import re
 import time
 from urllib.parse import quote, urlencode
@@ -33,6 +34,8 @@ from django.utils.crypto import constant_time_compare
 from prometheus_client import Counter
 
 from webapp.recognition.errors import ErrorCode, error_body
+
+log = logging.getLogger(__name__)
 
 LINK_STEP_SECONDS = 300
 STEP_PICTURE_NAME = re.compile(r"jobs/[0-9a-f-]{36}/[0-9a-f]{12}/[A-Za-z0-9_-]+\.png")
@@ -52,10 +55,12 @@ def _signed(name: str, expires: int, signature: str) -> bool:
     return any(constant_time_compare(signature, _signature(name, expires, key)) for key in keys)
 
 
-def step_link(name: str, request=None, now: float | None = None) -> str:
-    """A link to the stored step picture ``name`` that works without credentials until it expires."""
+def step_link(name: str, request=None, now: float | None = None) -> str | None:
+    """A link to the stored step picture ``name`` that works without credentials until it expires
+    (None, logged, for a name that is not a step picture's: only those are ever linked)."""
     if not STEP_PICTURE_NAME.fullmatch(name):
-        raise ValueError(f"{name!r} is not a step picture's name; only those are linked")
+        log.error("not linking %r: it is not a step picture's name", name)
+        return None
     if not isinstance(default_storage, FileSystemStorage):
         return default_storage.url(name)  # S3: presigned for STEP_LINK_SECONDS (querystring_expire)
     now = time.time() if now is None else now

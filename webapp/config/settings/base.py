@@ -255,7 +255,12 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Handwritten arithmetic API",
-    "DESCRIPTION": "Submit images of handwritten arithmetic as jobs, poll for the reading, its value and the step pictures.",
+    "DESCRIPTION": (
+        "Submit images of handwritten arithmetic as jobs, poll for the reading, its value and the step pictures. "
+        "A finished job's `steps` are signed links that expire after STEP_LINK_SECONDS: fetch them without an "
+        "Authorization header. A link that was altered answers 403 `invalid_link`, an old one 403 `link_expired`, "
+        "one whose job was deleted 404 `step_not_found` (on S3 storage they are S3 presigned URLs, with S3's errors)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

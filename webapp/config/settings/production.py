@@ -11,9 +11,18 @@ DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")  # no default: a missing secret stops startup loudly
 # It signs sessions and the step picture links: the .env.example placeholder, or anything short
 # enough to guess, stops startup too (check --deploy only warns).
-if len(SECRET_KEY) < 50 or SECRET_KEY.startswith(("replace-with", "django-insecure")) or len(set(SECRET_KEY)) < 5:
-    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be 50+ random characters (python -c 'import secrets; print(secrets.token_urlsafe(50))')")
 SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])  # old keys while rotating: links and sessions still verify
+
+
+def _guessable(key: str) -> bool:
+    return len(key) < 50 or key.startswith(("replace-with", "django-insecure")) or len(set(key)) < 5
+
+
+if _guessable(SECRET_KEY) or any(_guessable(key) for key in SECRET_KEY_FALLBACKS):  # an old key forges as well as a new one
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY (and each of DJANGO_SECRET_KEY_FALLBACKS) must be 50+ random characters: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # the ALB terminates HTTPS
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)

@@ -1,6 +1,7 @@
 """What the API reads and writes. Reading a job never touches the image or the pipeline."""
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
@@ -68,9 +69,16 @@ class JobSerializer(serializers.ModelSerializer):
             return None
         return {"code": job.error_code, "message": job.error_message, **job.error_detail}
 
+    @extend_schema_field({
+        "type": "object", "additionalProperties": {"type": "string", "format": "uri"},
+        "description": "The step pictures (binarised, boxes, crops, summary) as signed links that expire after "
+                       "STEP_LINK_SECONDS: fetch them WITHOUT an Authorization header (on S3 storage they are S3 "
+                       "presigned URLs, which refuse one). Read the job again for fresh links. Empty until the job has finished.",
+    })
     def get_steps(self, job: Job) -> dict[str, str]:
         # Signed links, not the API's step URLs: fetched without a token, and without Django's API work
-        return {name: step_link(stored, self.context.get("request")) for name, stored in job.steps.items()}
+        links = {name: step_link(stored, self.context.get("request")) for name, stored in job.steps.items()}
+        return {name: link for name, link in links.items() if link}
 
 
 class CorrectionRequestSerializer(serializers.Serializer):
@@ -122,7 +130,8 @@ class ScoreSerializer(serializers.Serializer):
 
 class PageSummarySerializer(serializers.Serializer):
     job = serializers.SerializerMethodField()
-    boxes = serializers.SerializerMethodField(help_text="signed link to the page with each symbol boxed; null until it is read")
+    boxes = serializers.SerializerMethodField(help_text="signed link to the page with each symbol boxed (fetch it without a token; "
+                                                        "it expires like the job's `steps`); null until the page is read")
     page_number = serializers.IntegerField()
     source_name = serializers.CharField()
     status = serializers.CharField()
@@ -174,6 +183,7 @@ class BatchSerializer(serializers.ModelSerializer):
     def get_score(self, batch) -> dict:
         return self._summary(batch)["score"]
 
+    @extend_schema_field(PageSummarySerializer(many=True))
     def get_pages(self, batch) -> list[dict]:
         return PageSummarySerializer(self._summary(batch)["pages"], many=True, context=self.context).data
 
