@@ -181,6 +181,7 @@ def test_make_run_serves_a_job_end_to_end_with_no_servers(tmp_path):
         if body["status"] not in ("succeeded", "failed"):  # the worker was still loading its model
             body = requests.get(url, headers=headers, params={"wait": "30"}, timeout=60).json()
         assert body["status"] == "succeeded" and body["result"]["lines"][0]["value"] == 24
+        assert requests.get(body["steps"]["boxes"]).content[:4] == b"\x89PNG"  # its signed picture link, as a browser fetches it
         assert (tmp_path / "var" / "db.sqlite3").exists() and (tmp_path / "var" / "broker").is_dir()
         assert requests.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
     except BaseException:
