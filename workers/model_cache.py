@@ -24,6 +24,8 @@ from pathlib import Path
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError
 
+from workers.pipeline.errors import raised_by
+
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 30.0
@@ -51,7 +53,9 @@ def _load(version: str):
     from workers.pipeline.classify import SymbolClassifier
 
     root = model_store.fetch(version, _cache_root()) if model_store.in_database() else None
-    return SymbolClassifier(version, models_root=root, threads=_threads())
+    # A time limit that strikes while loading ends the job (processing_timeout); it must not be
+    # taken for a model LiteRT cannot compile, which would serve the slower graph for good.
+    return SymbolClassifier(version, models_root=root, threads=_threads(), propagate=(SoftTimeLimitExceeded,))
 
 
 def wanted_version() -> str:
@@ -65,6 +69,8 @@ def get_classifier():
     try:
         version = wanted_version()
     except Exception as error:  # no pointer, or the database is away: keep serving what is loaded
+        if (limit := raised_by(error, (SoftTimeLimitExceeded,))) is not None:
+            raise limit  # the job's time ran out: its failure, not the pointer's
         if _classifier is None:
             if isinstance(error, (OperationalError, InterfaceError)):
                 raise  # a database blip in a fresh worker: the job is retried, not failed for good
@@ -80,9 +86,9 @@ def get_classifier():
             log.info("loading model %s in process %d", version, os.getpid())
             _classifier = _load(version)
             _failed.pop(version, None)
-        except SoftTimeLimitExceeded:
-            raise  # the job's time ran out while loading: that is the job's failure, not the model's
         except Exception as error:  # a missing or corrupt model must not stop the worker
+            if (limit := raised_by(error, (SoftTimeLimitExceeded,))) is not None:
+                raise limit  # the job's time ran out while loading: that is the job's failure, not the model's
             _failed[version] = time.monotonic()
             if _classifier is None:
                 raise ModelUnavailable(f"model {version} cannot be loaded: {error}") from error

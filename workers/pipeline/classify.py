@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from workers.pipeline.calibration import apply_temperature, temperature_of
+from workers.pipeline.errors import raised_by
 from workers.pipeline.preprocess import INPUT_SIZE
 from workers.pipeline.symbols import CLASSES
 
@@ -41,7 +42,10 @@ def configure_threads(threads: int | None) -> None:
 class SymbolClassifier:
     """Probabilities over CLASSES for a batch of 28×28 inputs."""
 
-    def __init__(self, version: str | None = None, models_root: Path | None = None, threads: int | None = None):
+    def __init__(self, version: str | None = None, models_root: Path | None = None, threads: int | None = None,
+                 propagate: tuple[type[BaseException], ...] = ()):
+        """``propagate``: errors never to be absorbed while loading (a worker's time limit, which
+        its pool raises from a signal handler wherever the process is, even inside LiteRT's compiler)."""
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from models import registry
 
@@ -65,7 +69,7 @@ class SymbolClassifier:
         # the tf.function's argument binding.
         self._graph = self._function.get_concrete_function()
         self._to_tensor = tf.constant
-        self._lite = _LiteModel.compile(self._graph, model, threads)
+        self._lite = _LiteModel.compile(self._graph, model, threads, propagate)
         self.predict(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 1), np.float32))
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -93,7 +97,7 @@ class _LiteModel:
         self._lock = threading.Lock()
 
     @classmethod
-    def compile(cls, graph, model, threads: int | None) -> "_LiteModel | None":
+    def compile(cls, graph, model, threads: int | None, propagate: tuple[type[BaseException], ...] = ()) -> "_LiteModel | None":
         try:
             import tensorflow as tf
             from ai_edge_litert.interpreter import Interpreter
@@ -101,6 +105,8 @@ class _LiteModel:
             flatbuffer = tf.lite.TFLiteConverter.from_concrete_functions([graph], model).convert()
             return cls(Interpreter(model_content=flatbuffer, num_threads=threads or -1))
         except Exception as error:  # an op LiteRT lacks, or no LiteRT: the TensorFlow graph serves
+            if (passing := raised_by(error, propagate)) is not None:
+                raise passing
             log.warning("LiteRT could not compile the model, using the TensorFlow graph: %s", error)
             return None
 
