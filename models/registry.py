@@ -86,7 +86,7 @@ def _fsync_directory(directory: Path) -> None:
         os.close(handle)
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one step: readers see the old file or the new one, whole.
 
     The file is world-readable (mkstemp makes it 0600) and on disk, with its directory entry,
@@ -159,7 +159,7 @@ def _record(root: Path, action: str, version: str, previous: str | None) -> None
     }
     path = root / "HISTORY"
     entries = _read_history(path) + [entry]
-    _write_atomically(path, "".join(json.dumps(e) + "\n" for e in entries))
+    write_atomically(path, "".join(json.dumps(e) + "\n" for e in entries))
 
 
 def _current(root: Path) -> str | None:
@@ -225,7 +225,7 @@ def promote(version: str, root: Path | None = None, force: bool = False) -> str 
     check_promotable(version, describe(version, root)["metrics"], force)
     if not recorded:
         _record(root, "promote", version, previous)
-    _write_atomically(root / "ACTIVE", version + "\n")
+    write_atomically(root / "ACTIVE", version + "\n")
     return previous
 
 
@@ -274,7 +274,7 @@ def rollback(root: Path | None = None) -> str:
     target = stack[-2]
     version_dir(target, root)
     _record(root, "rollback", target, current)
-    _write_atomically(root / "ACTIVE", target + "\n")
+    write_atomically(root / "ACTIVE", target + "\n")
     return target
 
 

@@ -65,14 +65,19 @@ def test_promoting_an_unknown_version_changes_nothing(root):
     assert registry.active_version(root) == "v0002"
 
 
+def _promotion_needs_force(root: Path, version: str, miss: str) -> None:
+    """From v0003 serving: promoting ``version`` is refused naming ``miss``, changes nothing, and works with force."""
+    registry.promote("v0003", root)
+    with pytest.raises(registry.RegistryError, match=r"below the real-handwriting floors \(" + miss):
+        registry.promote(version, root)
+    assert registry.active_version(root) == "v0003"
+    registry.promote(version, root, force=True)
+    assert registry.active_version(root) == version
+
+
 def test_a_version_below_the_real_handwriting_floors_needs_force(root):
     _fake_version(root, "v0004", _report(operator=0.95))
-    registry.promote("v0003", root)
-    with pytest.raises(registry.RegistryError, match=r"below the real-handwriting floors \(\+: 0.9500 < 0.97"):
-        registry.promote("v0004", root)
-    assert registry.active_version(root) == "v0003"
-    registry.promote("v0004", root, force=True)
-    assert registry.active_version(root) == "v0004"
+    _promotion_needs_force(root, "v0004", r"\+: 0.9500 < 0.97")
     assert registry.floor_misses(_report(digits=0.9, everything=0.9)) == ["digits mean: 0.9000 < 0.95", "all: 0.9000 < 0.96"]
 
 
@@ -146,12 +151,7 @@ def test_missing_or_nan_figures_miss_the_floors_and_promotion_needs_force(root):
     # On disk, as validate_real writes a report over no digits (json writes NaN and reads it back).
     _fake_version(root, "v0004", {**_report(), "digits_mean": nan})
     assert "NaN" in (root / "v0004" / "metrics.json").read_text()
-    registry.promote("v0003", root)
-    with pytest.raises(registry.RegistryError, match=r"below the real-handwriting floors \(digits mean: nan, not measured"):
-        registry.promote("v0004", root)
-    assert registry.active_version(root) == "v0003"
-    registry.promote("v0004", root, force=True)
-    assert registry.active_version(root) == "v0004"
+    _promotion_needs_force(root, "v0004", r"digits mean: nan, not measured")
 
 
 def _cli_with_file_size_limit(root: Path, limit: int, *args: str) -> subprocess.CompletedProcess:
@@ -264,6 +264,6 @@ def test_active_is_world_readable_and_a_failed_write_leaves_no_temporary_file(ro
     registry.promote("v0002", root)
     assert (root / "ACTIVE").stat().st_mode & 0o777 == 0o644
     with pytest.raises(UnicodeEncodeError):
-        registry._write_atomically(root / "ACTIVE", "v0003\ud800\n")  # fails half way through writing
+        registry.write_atomically(root / "ACTIVE", "v0003\ud800\n")  # fails half way through writing
     assert (root / "ACTIVE").read_text() == "v0002\n"
     assert sorted(p.name for p in root.iterdir() if p.is_file()) == ["ACTIVE", "HISTORY"]

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.registry import write_atomically
 from training import dataset, validate_real
 from workers.pipeline import calibration
 from workers.pipeline.preprocess import PREPROCESS_CONFIG
@@ -80,9 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _write_json(path: Path, value) -> None:
     """Write whole or not at all: a kill mid-write leaves no half file."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(value, indent=2))
-    partial.replace(path)
+    write_atomically(path, json.dumps(value, indent=2))
 
 
 def _given_run_arguments(args: argparse.Namespace) -> dict:

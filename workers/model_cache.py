@@ -64,13 +64,19 @@ def wanted_version() -> str:
     return os.environ.get("MODEL_VERSION") or model_store.active_version()
 
 
+def _raise_if_time_limit(error: BaseException) -> None:
+    """The job's soft time limit, struck however deep (Keras re-raises it as its own error),
+    is the job's failure: never taken for a missing pointer or a broken model."""
+    if (limit := raised_by(error, (SoftTimeLimitExceeded,))) is not None:
+        raise limit
+
+
 def get_classifier():
     global _classifier
     try:
         version = wanted_version()
     except Exception as error:  # no pointer, or the database is away: keep serving what is loaded
-        if (limit := raised_by(error, (SoftTimeLimitExceeded,))) is not None:
-            raise limit  # the job's time ran out: its failure, not the pointer's
+        _raise_if_time_limit(error)
         if _classifier is None:
             if isinstance(error, (OperationalError, InterfaceError)):
                 raise  # a database blip in a fresh worker: the job is retried, not failed for good
@@ -87,8 +93,7 @@ def get_classifier():
             _classifier = _load(version)
             _failed.pop(version, None)
         except Exception as error:  # a missing or corrupt model must not stop the worker
-            if (limit := raised_by(error, (SoftTimeLimitExceeded,))) is not None:
-                raise limit  # the job's time ran out while loading: that is the job's failure, not the model's
+            _raise_if_time_limit(error)
             _failed[version] = time.monotonic()
             if _classifier is None:
                 raise ModelUnavailable(f"model {version} cannot be loaded: {error}") from error

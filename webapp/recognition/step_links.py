@@ -28,9 +28,8 @@ from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, default_storage
-from django.core.signing import Signer
+from django.core.signing import BadSignature, Signer
 from django.http import FileResponse, JsonResponse
-from django.utils.crypto import constant_time_compare
 from prometheus_client import Counter
 
 from webapp.recognition.errors import ErrorCode, error_body
@@ -46,13 +45,21 @@ _SALT = "webapp.recognition.step_links"
 RESPONSES = Counter("arith_step_link_responses", "Step picture link responses by status (answered before django-prometheus' by-status counts)", ["status"])
 
 
-def _signature(name: str, expires: int, key=None) -> str:
-    return Signer(key=key, salt=_SALT).signature(f"{name}\n{expires}")
+def _signer() -> Signer:
+    return Signer(salt=_SALT)  # SECRET_KEY, and SECRET_KEY_FALLBACKS when verifying
+
+
+def _signature(name: str, expires: int) -> str:
+    return _signer().signature(f"{name}\n{expires}")
 
 
 def _signed(name: str, expires: int, signature: str) -> bool:
-    keys = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
-    return any(constant_time_compare(signature, _signature(name, expires, key)) for key in keys)
+    signer = _signer()
+    try:
+        signer.unsign(f"{name}\n{expires}{signer.sep}{signature}")
+    except BadSignature:
+        return False
+    return True
 
 
 def step_link(name: str, request=None, now: float | None = None) -> str | None:
@@ -79,19 +86,20 @@ def serve(request) -> JsonResponse | FileResponse:
     name = request.path[len(settings.MEDIA_URL):]
     expires, signature = request.GET.get("expires", ""), request.GET.get("signature", "")
     now = time.time()
-    if not (STEP_PICTURE_NAME.fullmatch(name) and _EXPIRES.fullmatch(expires) and signature
+    expires_at = int(expires) if _EXPIRES.fullmatch(expires) else None
+    if not (STEP_PICTURE_NAME.fullmatch(name) and expires_at is not None and signature
             # nothing this service signs lives longer: a link from the far future was not minted here
-            and int(expires) <= now + settings.STEP_LINK_SECONDS + LINK_STEP_SECONDS
-            and _signed(name, int(expires), signature)):
+            and expires_at <= now + settings.STEP_LINK_SECONDS + LINK_STEP_SECONDS
+            and _signed(name, expires_at, signature)):
         return _error(403, ErrorCode.INVALID_LINK, "this link is not a valid picture link; take the links from the job's `steps`")
-    if int(expires) < now:
+    if expires_at < now:
         return _error(403, ErrorCode.LINK_EXPIRED, "this link has expired; read the job again for fresh ones")
     try:
         stored = default_storage.open(name, "rb")
     except OSError:
         return _error(404, ErrorCode.STEP_NOT_FOUND, "the picture is gone (its job was deleted, or retention removed it)")
     response = FileResponse(stored, content_type="image/png")
-    response["Cache-Control"] = f"private, max-age={max(0, int(expires) - int(time.time()))}"
+    response["Cache-Control"] = f"private, max-age={max(0, expires_at - int(now))}"
     return response
 
 
