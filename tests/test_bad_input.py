@@ -7,8 +7,11 @@ failed job with a typed code. Either way the service stays up.
 """
 from __future__ import annotations
 
+import http.client
 import io
+import json
 import os
+import urllib.parse
 import struct
 import zlib
 from pathlib import Path
@@ -113,6 +116,31 @@ def test_bad_uploads_get_typed_4xx_and_store_nothing(stack):
     # Content, not the file name, decides: an image called .pdf is read as the image it is.
     accepted = client.submit(line_png("6*7", 1), name="scan.pdf")
     assert accepted.status_code == 202 and client.wait(accepted.headers["Location"])["result"]["lines"][0]["value"] == 42
+
+
+def test_a_refused_body_leaves_the_connection_usable(stack):
+    # Refused unread (too many files, no token), a body longer than gunicorn's 64 KiB drain
+    # made it close the connection after answering "keep-alive": the next request on it was reset.
+    client = stack.client()
+    files = [("files", (f"{i}.png", b"x", "image/png")) for i in range(1000)]
+    body, content_type = requests.models.RequestEncodingMixin._encode_files(files, {})
+    assert len(body) > 128 * 1024
+    host, port = urllib.parse.urlsplit(stack.url).netloc.split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        for headers, status, code in (({"Authorization": f"Token {client.token}"}, 413, "too_many_pages"), ({}, 401, "not_authenticated")):
+            connection.request("POST", "/api/v1/batches/", body=body, headers={"Content-Type": content_type, **headers})
+            response = connection.getresponse()
+            assert (response.status, json.loads(response.read())["error"]["code"]) == (status, code)
+            assert response.getheader("Connection") == "keep-alive"
+            socket_before = connection.sock
+            connection.request("GET", "/healthz")
+            assert connection.sock is socket_before
+            follow_up = connection.getresponse()
+            assert follow_up.status == 200, follow_up.read()
+            follow_up.read()
+    finally:
+        connection.close()
 
 
 def test_what_only_recognition_can_judge_ends_as_a_typed_failed_job(stack):
