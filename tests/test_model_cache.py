@@ -1,7 +1,12 @@
 """A fresh worker process that cannot load a model: a passing database outage is retried, a missing model is a clear failure."""
+import shutil
 import socket
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
+
+from tests.images import line_png
 
 
 @pytest.fixture
@@ -45,3 +50,52 @@ def test_a_version_that_does_not_exist_is_model_unavailable(fresh_worker_cache, 
     monkeypatch.setenv("MODEL_VERSION", "v9999")
     with pytest.raises(fresh_worker_cache.ModelUnavailable, match="v9999"):
         fresh_worker_cache.get_classifier()
+
+
+def _version_reading_nan_on_ink(root: Path) -> str:
+    """A real version whose first convolution's weights overflow float32 on ink: a blank input
+    (what a load checks) reads fine, a symbol reads NaN, as a broken TensorFlow state did."""
+    import keras
+
+    from models import registry
+
+    version = registry.active_version()
+    shutil.copytree(registry.version_dir(version), root / version)
+    model = keras.models.load_model(root / version / "model.keras", compile=False)
+    first = next(layer for layer in model.layers if layer.weights)
+    kernel, *rest = first.get_weights()
+    first.set_weights([kernel * 1e38, *rest])
+    model.save(root / version / "model.keras")
+    return version
+
+
+def test_a_model_answering_nan_never_gives_an_answer(tmp_path):
+    from workers.pipeline.classify import ModelFault, SymbolClassifier
+    from workers.pipeline.recognize import recognize
+
+    classifier = SymbolClassifier(_version_reading_nan_on_ink(tmp_path), models_root=tmp_path, threads=1)
+    with pytest.raises(ModelFault, match="NaN"):
+        recognize(line_png("6*7", 1), classifier)
+
+
+def test_a_job_that_meets_a_model_answering_nan_is_read_by_another_process(stack, fresh_worker_cache, monkeypatch, tmp_path):
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+
+    from webapp.recognition.models import Job
+    from workers import tasks
+    from workers.pipeline.classify import SymbolClassifier
+
+    broken = SymbolClassifier(_version_reading_nan_on_ink(tmp_path), models_root=tmp_path, threads=1)
+    monkeypatch.setenv("MODEL_VERSION", broken.version)
+    monkeypatch.setattr(fresh_worker_cache, "_classifier", broken)  # this process is the broken one
+    client = stack.client()
+    # Queued but not sent: the stack's workers cannot take it before this process does.
+    job = Job(owner=client.user, image_sha256="0" * 64, source_name="line.png", enqueued_at=timezone.now() + timedelta(hours=1))
+    job.image.save(f"jobs/{job.id}/input.png", ContentFile(line_png("6*7", 1)), save=False)
+    job.save()
+    with pytest.raises(SystemExit, match="leaves"):  # the task makes its pool process leave
+        tasks.recognize(str(job.id))
+    done = client.wait(stack.api(f"jobs/{job.id}/"))  # released and sent again at once, to the stack's healthy workers
+    assert done["status"] == "succeeded" and done["result"]["lines"][0]["value"] == 42
+    assert done["attempts"] == 2

@@ -85,13 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     solve.add_argument("--threads", type=int, default=1, help="TensorFlow threads (default 1)")
     args = parser.parse_args(argv)
 
-    from workers.pipeline.classify import SymbolClassifier
+    from workers.pipeline.classify import ModelFault, SymbolClassifier
 
     classifier = SymbolClassifier(args.model, threads=args.threads)
     records = []
     folders = _explain_folders(args.images, args.explain) if args.explain else [None] * len(args.images)
     for path, folder in zip(args.images, folders):
-        record = solve_file(path, classifier, folder)
+        try:
+            record = solve_file(path, classifier, folder)
+        except ModelFault as fault:  # the model's fault, not the file's: no reading of any file can be trusted
+            print(f"error: {fault}", file=sys.stderr)
+            return 2
         records.append(record)
         if not args.json:
             print(_human(record), flush=True)

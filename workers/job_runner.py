@@ -17,6 +17,7 @@ from webapp.recognition.errors import ErrorCode
 from webapp.recognition.log_context import bind_job
 from workers import model_cache
 from workers.pipeline import explain
+from workers.pipeline.classify import ModelFault
 from workers.pipeline.errors import RecognitionError
 from workers.pipeline.recognize import record, recognize
 
@@ -82,6 +83,14 @@ def _run(job_id: str) -> str:
         error = RecognitionError(ErrorCode.PROCESSING_TIMEOUT.value, "recognition took longer than the soft time limit (JOB_SOFT_TIME_LIMIT)")
         services.finish_job(claim, record=record(claim.job.source_name, error=error), error=error, model_version=None)
         return "failed"
+    except ModelFault:
+        # Not the image's fault: another process reads it. This one's model (or TensorFlow itself)
+        # is broken, and the task makes the process leave (a job that keeps meeting broken
+        # processes ends as too_many_attempts, by the sweep).
+        log.error("the model answered NaN: job released and sent again", exc_info=True)
+        services.release_job(claim)
+        services.enqueue([claim.job.id])
+        raise
     except TRANSIENT_ERRORS as error:
         # Said here, not only by Celery's retry line (logged at INFO by celery.app.trace, which
         # the settings keep at WARNING): a database or storage blip leaves a trace at once.

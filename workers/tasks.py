@@ -5,6 +5,8 @@ retention purge run on ``maintenance`` under Celery beat.
 """
 from __future__ import annotations
 
+import os
+
 import django
 
 django.setup()
@@ -19,6 +21,7 @@ from webapp.recognition import services  # noqa: E402
 from webapp.recognition.errors import ErrorCode  # noqa: E402
 from workers import heartbeat, job_runner, model_cache  # noqa: E402
 from workers.celery_app import app  # noqa: E402
+from workers.pipeline.classify import ModelFault  # noqa: E402
 
 
 @worker_ready.connect
@@ -64,7 +67,13 @@ class JobTask(Task):
     soft_time_limit=settings.JOB_SOFT_TIME_LIMIT, time_limit=settings.JOB_TIME_LIMIT,
 )
 def recognize(self, job_id: str) -> str:
-    return job_runner.run_job(job_id)
+    try:
+        return job_runner.run_job(job_id)
+    except ModelFault as fault:
+        # TensorFlow's state in this process may be broken for good (a reload in the same
+        # process read NaNs too): leave, and the pool starts a fresh process. billiard reports a
+        # SystemExit raised by a task as its result, then lets the process go.
+        raise SystemExit(f"pool process {os.getpid()} leaves: {fault}") from fault
 
 
 @app.task(name="recognition.sweep", ignore_result=True)

@@ -27,6 +27,16 @@ from workers.pipeline.symbols import CLASSES
 log = logging.getLogger(__name__)
 
 
+class ModelFault(RuntimeError):
+    """The model answered with numbers that are not probabilities (NaN or infinite).
+
+    No image gives such an input (crops are in [0, 1]), so the fault is the model's or the
+    process's: a version with broken weights, or TensorFlow's process-wide state broken by a
+    signal that struck inside it (seen in this project's own tests). Every later reading in the
+    process would be garbage, so it is raised, never decoded into an answer.
+    """
+
+
 def configure_threads(threads: int | None) -> None:
     """Set TF's thread pools; must run before TF executes anything in this process."""
     import tensorflow as tf
@@ -77,8 +87,12 @@ class SymbolClassifier:
             return np.zeros((0, len(CLASSES)), np.float32)
         batch = np.asarray(batch, dtype=np.float32)
         if self._lite is not None:
-            return apply_temperature(self._lite(batch), self.temperature)
-        return apply_temperature(self._graph(self._to_tensor(batch)).numpy(), self.temperature)
+            probabilities = self._lite(batch)
+        else:
+            probabilities = self._graph(self._to_tensor(batch)).numpy()
+        if not np.isfinite(probabilities).all():
+            raise ModelFault(f"model {self.version} answered NaN or infinite values for a batch of {len(batch)}")
+        return apply_temperature(probabilities, self.temperature)
 
     def predict_with_tensorflow(self, batch: np.ndarray) -> np.ndarray:
         """The traced TensorFlow graph, bypassing LiteRT: what the LiteRT path is checked against."""
