@@ -14,12 +14,14 @@ the version that was active before. TensorFlow is imported only by
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
 import os
 import re
 import tempfile
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,6 +30,7 @@ PROMOTION_FLOORS = {"operator_each": 0.97, "digits_mean": 0.95, "all": 0.96}
 """Real-handwriting floors (report half of ../shared/data/crohme-validation) a version must meet to be promoted."""
 OPERATOR_CLASSES = "+-*()="
 REQUIRED_FILES = ("model.keras", "labels.json", "config.json")
+LOCK_FILE = ".lock"
 POINTER_MODE = 0o644
 """ACTIVE is read by workers that may run as another user."""
 
@@ -143,6 +146,15 @@ def _read_history(path: Path) -> list[dict]:
     return entries
 
 
+@contextmanager
+def _exclusive(root: Path):
+    """One promotion or rollback at a time, across processes: each reads HISTORY and ACTIVE,
+    adds a line and rewrites the files whole, and two at once would lose one's line."""
+    with open(root / LOCK_FILE, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def history(root: Path | None = None) -> list[dict]:
     root = root or models_dir()
     return _read_history(root / "HISTORY")
@@ -217,6 +229,11 @@ def promote(version: str, root: Path | None = None, force: bool = False) -> str 
     """
     root = root or models_dir()
     version_dir(version, root)
+    with _exclusive(root):
+        return _promote(version, root, force)
+
+
+def _promote(version: str, root: Path, force: bool) -> str | None:
     previous = _current(root)
     stack = promotion_stack(root)
     recorded = bool(stack) and stack[-1] == version
@@ -261,6 +278,11 @@ def rollback(root: Path | None = None) -> str:
     an operation cut short): which version is "before" is then unknown.
     """
     root = root or models_dir()
+    with _exclusive(root):
+        return _rollback(root)
+
+
+def _rollback(root: Path) -> str:
     current = _current(root)
     stack = promotion_stack(root)
     if stack and stack[-1] != current:
