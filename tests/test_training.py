@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from models import registry
+
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
@@ -72,6 +74,10 @@ def test_interrupted_run_resumes_and_writes_new_versions(tmp_path):
     assert "--resume" in config["command"]
     assert (tmp_path / "models" / "ACTIVE").read_text().strip() == "v0001"
     assert (version / "model.keras").stat().st_size < 2 * 1024 * 1024
+    # Resumed again (as after a crash just past writing the version): it finds v0001, and trains nothing.
+    again = _train(tmp_path, "--resume", run_dir.name)
+    assert f"run {run_dir.name} already wrote v0001; nothing left to train" in again.communicate(timeout=600)[0]
+    assert again.returncode == 0 and registry.list_versions(tmp_path / "models") == ["v0001"]
 
     # A second run never overwrites: it becomes v0002.
     before = (version / "model.keras").read_bytes()

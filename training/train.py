@@ -41,6 +41,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNS_DIR = REPO_ROOT / "data" / "runs"
 ARGS_FILE = "args.json"
 FIT_DONE_FILE = "fit-done.json"
+VERSION_FILE = "version.txt"
+"""The version a run claimed, written before its folder takes the name: a run resumed after it
+wrote its version (killed before it could say so) finds it there instead of writing a second."""
 RUN_DEFAULTS = {
     "small": False,
     "epochs": None,  # 14, or 1 with --small
@@ -176,6 +179,17 @@ def staged_version(root: Path):
         raise
 
 
+def written_version(run_dir: Path, models_dir: Path | None) -> str | None:
+    """The complete version this run wrote, if it got that far."""
+    from models import registry
+
+    claimed = run_dir / VERSION_FILE
+    if not claimed.exists():
+        return None
+    version = claimed.read_text().strip()
+    return version if version in registry.list_versions(models_dir) else None
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
@@ -272,6 +286,14 @@ def main(argv: list[str] | None = None) -> int:
     if error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.resume and (written := written_version(run_dir, args.models_dir)):
+        print(f"run {run_id} already wrote {written}; nothing left to train", flush=True)
+        if args.promote:
+            from models import registry
+
+            registry.promote(written, args.models_dir, force=args.force_promote)
+            print(f"promoted {written}", flush=True)
+        return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
@@ -364,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     root = args.models_dir or registry.models_dir()
     root.mkdir(parents=True, exist_ok=True)
     with staged_version(root) as (version, staging):  # removed again if anything below fails
+        registry.write_atomically(run_dir / VERSION_FILE, version + "\n")
         # Ship weights only: a fresh, uncompiled copy carries no optimizer state.
         serving = build_model(width=args.width)
         serving.set_weights(model.get_weights())
