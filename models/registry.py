@@ -150,9 +150,14 @@ def _read_history(path: Path) -> list[dict]:
 def _exclusive(root: Path):
     """One promotion or rollback at a time, across processes: each reads HISTORY and ACTIVE,
     adds a line and rewrites the files whole, and two at once would lose one's line."""
-    with open(root / LOCK_FILE, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+    # Opened read-only: flock needs no write access, so a lock file another user created
+    # (like ACTIVE, replaced by rename, it needs only the folder's) never stands in the way.
+    handle = os.open(root / LOCK_FILE, os.O_RDONLY | os.O_CREAT, POINTER_MODE)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(handle)  # releases the lock
 
 
 def history(root: Path | None = None) -> list[dict]:

@@ -11,8 +11,10 @@ import http.client
 import io
 import json
 import os
-import urllib.parse
+import socket
 import struct
+import time
+import urllib.parse
 import zlib
 from pathlib import Path
 
@@ -141,6 +143,24 @@ def test_a_refused_body_leaves_the_connection_usable(stack):
             follow_up.read()
     finally:
         connection.close()
+
+
+def test_a_body_that_never_comes_holds_no_thread(stack):
+    # The rest of a refused body is read for the connection's sake, but for DRAIN_SECONDS at most:
+    # a client that promises a megabyte and stalls gets its answer, and then loses the connection.
+    from webapp.config.unread_body import DRAIN_SECONDS
+
+    host, port = urllib.parse.urlsplit(stack.url).netloc.split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        head = f"POST /api/v1/jobs/ HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: image/png\r\nContent-Length: 1000000\r\n\r\n"
+        connection.sendall(head.encode() + b"x" * 100)
+        started = time.monotonic()
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert waited < DRAIN_SECONDS + 10  # then the server closed the connection (recv returned b"")
 
 
 def test_what_only_recognition_can_judge_ends_as_a_typed_failed_job(stack):

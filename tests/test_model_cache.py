@@ -4,6 +4,7 @@ import socket
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.images import line_png
@@ -52,30 +53,58 @@ def test_a_version_that_does_not_exist_is_model_unavailable(fresh_worker_cache, 
         fresh_worker_cache.get_classifier()
 
 
-def _version_reading_nan_on_ink(root: Path) -> str:
-    """A real version whose first convolution's weights overflow float32 on ink: a blank input
-    (what a load checks) reads fine, a symbol reads NaN, as a broken TensorFlow state did."""
+def _version_reading_nan(root: Path, even_blank: bool = False) -> str:
+    """A real version whose weights overflow float32. A blank input (what a load checks) reads
+    fine and a symbol reads NaN, as a broken TensorFlow state did; ``even_blank``: the output
+    layer's bias is NaN too, so that the blank reads NaN as well."""
     import keras
 
     from models import registry
 
-    version = registry.active_version()
-    shutil.copytree(registry.version_dir(version), root / version)
+    shipped = Path(registry.__file__).parent  # the repository's models, whatever MODELS_DIR says
+    version = registry.active_version(shipped)
+    shutil.copytree(registry.version_dir(version, shipped), root / version)
+    (root / "ACTIVE").write_text(version + "\n")
     model = keras.models.load_model(root / version / "model.keras", compile=False)
     first = next(layer for layer in model.layers if layer.weights)
     kernel, *rest = first.get_weights()
     first.set_weights([kernel * 1e38, *rest])
+    if even_blank:
+        output = model.layers[-1]
+        kernel, bias = output.get_weights()
+        output.set_weights([kernel, np.full_like(bias, np.nan)])
     model.save(root / version / "model.keras")
     return version
 
 
-def test_a_model_answering_nan_never_gives_an_answer(tmp_path):
+def test_a_model_answering_nan_never_gives_an_answer(tmp_path, monkeypatch, capsys):
+    from workers import cli
     from workers.pipeline.classify import ModelFault, SymbolClassifier
     from workers.pipeline.recognize import recognize
 
-    classifier = SymbolClassifier(_version_reading_nan_on_ink(tmp_path), models_root=tmp_path, threads=1)
+    version = _version_reading_nan(tmp_path)
+    classifier = SymbolClassifier(version, models_root=tmp_path, threads=1)
     with pytest.raises(ModelFault, match="NaN"):
         recognize(line_png("6*7", 1), classifier)
+    # The CLI stops: no file's reading can be trusted (not one internal_error record per file).
+    image = tmp_path / "line.png"
+    image.write_bytes(line_png("6*7", 1))
+    monkeypatch.setenv("MODELS_DIR", str(tmp_path))
+    assert cli.main(["solve", str(image), str(image), "--json"]) == 2
+    output = capsys.readouterr()
+    assert "NaN" in output.err and output.out == ""
+
+
+def test_a_fresh_process_whose_model_reads_nan_even_when_loading_passes_the_job_on(fresh_worker_cache, monkeypatch, tmp_path):
+    # Not model_unavailable, which would fail the job for good: TensorFlow may be what is broken.
+    from django.test import override_settings
+
+    from workers.pipeline.classify import ModelFault
+
+    monkeypatch.setenv("MODELS_DIR", str(tmp_path))
+    _version_reading_nan(tmp_path, even_blank=True)
+    with override_settings(MODEL_REGISTRY="files"), pytest.raises(ModelFault):
+        fresh_worker_cache.get_classifier()
 
 
 def test_a_job_that_meets_a_model_answering_nan_is_read_by_another_process(stack, fresh_worker_cache, monkeypatch, tmp_path):
@@ -86,7 +115,7 @@ def test_a_job_that_meets_a_model_answering_nan_is_read_by_another_process(stack
     from workers import tasks
     from workers.pipeline.classify import SymbolClassifier
 
-    broken = SymbolClassifier(_version_reading_nan_on_ink(tmp_path), models_root=tmp_path, threads=1)
+    broken = SymbolClassifier(_version_reading_nan(tmp_path), models_root=tmp_path, threads=1)
     monkeypatch.setenv("MODEL_VERSION", broken.version)
     monkeypatch.setattr(fresh_worker_cache, "_classifier", broken)  # this process is the broken one
     client = stack.client()

@@ -187,7 +187,9 @@ def written_version(run_dir: Path, models_dir: Path | None) -> str | None:
     if not claimed.exists():
         return None
     version = claimed.read_text().strip()
-    return version if version in registry.list_versions(models_dir) else None
+    if version not in registry.list_versions(models_dir):
+        return None  # writing it failed, and its name was freed: maybe taken since by another run
+    return version if registry.load_config(version, models_dir).get("run_id") == run_dir.name else None
 
 
 def git_commit() -> str | None:

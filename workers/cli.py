@@ -6,7 +6,8 @@ With --json it prints ONE JSON array, one record per input file in input order:
 {"file", "lines": [{"expression", "value", "answer", "correct", "confidence",
 "symbols": [{"box", "top3"}]}], "error": {"code", "message", "best_reading", "position"} | null}.
 One bad file never stops the others; the exit code is 1 when any file failed,
-and it is set only after every file is printed.
+and it is set only after every file is printed. A model that answers NaN (``ModelFault``)
+is no file's fault and makes every reading untrustworthy: the CLI stops with exit code 2.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from workers.pipeline.classify import ModelFault
 from workers.pipeline.errors import RecognitionError
 
 
@@ -23,6 +25,8 @@ def solve_file(path: Path, classifier, explain_dir: Path | None) -> dict:
     """One file's record; ``explain_dir``: where its step pictures go (None: none)."""
     try:
         return _solve(path, classifier, explain_dir)
+    except ModelFault:
+        raise  # the model's fault, not the file's
     except Exception as error:  # noqa: BLE001 - one bad file never stops the others
         from workers.pipeline.recognize import record
 
@@ -85,20 +89,20 @@ def main(argv: list[str] | None = None) -> int:
     solve.add_argument("--threads", type=int, default=1, help="TensorFlow threads (default 1)")
     args = parser.parse_args(argv)
 
-    from workers.pipeline.classify import ModelFault, SymbolClassifier
+    from workers.pipeline.classify import SymbolClassifier
 
-    classifier = SymbolClassifier(args.model, threads=args.threads)
     records = []
     folders = _explain_folders(args.images, args.explain) if args.explain else [None] * len(args.images)
-    for path, folder in zip(args.images, folders):
-        try:
+    try:
+        classifier = SymbolClassifier(args.model, threads=args.threads)
+        for path, folder in zip(args.images, folders):
             record = solve_file(path, classifier, folder)
-        except ModelFault as fault:  # the model's fault, not the file's: no reading of any file can be trusted
-            print(f"error: {fault}", file=sys.stderr)
-            return 2
-        records.append(record)
-        if not args.json:
-            print(_human(record), flush=True)
+            records.append(record)
+            if not args.json:
+                print(_human(record), flush=True)
+    except ModelFault as fault:  # no reading of any file can be trusted
+        print(f"error: {fault}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(records, ensure_ascii=False, indent=1))
     return 1 if any(r["error"] for r in records) else 0

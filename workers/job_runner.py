@@ -86,10 +86,13 @@ def _run(job_id: str) -> str:
     except ModelFault:
         # Not the image's fault: another process reads it. This one's model (or TensorFlow itself)
         # is broken, and the task makes the process leave (a job that keeps meeting broken
-        # processes ends as too_many_attempts, by the sweep).
+        # processes ends as too_many_attempts, at its next claim).
         log.error("the model answered NaN: job released and sent again", exc_info=True)
-        services.release_job(claim)
-        services.enqueue([claim.job.id])
+        try:
+            services.release_job(claim)
+            services.enqueue([claim.job.id])
+        except TRANSIENT_ERRORS:
+            pass  # the process must leave all the same: the lease runs out and the sweep sends it
         raise
     except TRANSIENT_ERRORS as error:
         # Said here, not only by Celery's retry line (logged at INFO by celery.app.trace, which

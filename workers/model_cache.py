@@ -24,6 +24,7 @@ from pathlib import Path
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError
 
+from workers.pipeline.classify import ModelFault
 from workers.pipeline.errors import raised_by
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,8 @@ def get_classifier():
             _failed.pop(version, None)
         except Exception as error:  # a missing or corrupt model must not stop the worker
             _raise_if_time_limit(error)
+            if _classifier is None and isinstance(error, ModelFault):
+                raise  # nothing to serve, and maybe TensorFlow broken in this process: the job goes elsewhere
             _failed[version] = time.monotonic()
             if _classifier is None:
                 raise ModelUnavailable(f"model {version} cannot be loaded: {error}") from error
