@@ -151,6 +151,25 @@ def test_the_offset_bars_of_a_slanted_equals_merge_but_two_minus_signs_do_not():
     assert [g.whole.box[0] // 10 for g in line.groups] == [1, 5, 14, 19, 25, 33]  # 1 = 1 - - 1
 
 
+def test_the_flag_of_a_5_lifted_above_and_beyond_its_body_joins_it():
+    # As MNIST writers drew it (rendered set, '57-28*49=-1315' read '...1315-'): the flag of the
+    # 5 starts beyond the body's right edge and sits wholly above its top. A minus after a digit
+    # sits at mid height, and stays a symbol.
+    ink = np.zeros((140, 400), np.uint8)
+    cv2.ellipse(ink, (60, 90), (22, 20), 0, -120, 150, 255, 6)  # the 5's bowl...
+    cv2.line(ink, (42, 70), (46, 48), 255, 6)  # ...and its stem
+    cv2.line(ink, (70, 34), (122, 28), 255, 6)  # the flag: up and to the right, clear of the body
+    cv2.line(ink, (180, 80), (215, 80), 255, 6)  # a minus at mid height after a digit
+    cv2.line(ink, (260, 50), (260, 110), 255, 6)  # a 1 ...
+    cv2.line(ink, (290, 82), (325, 82), 255, 6)  # ... and a minus after it
+    (line,) = find_lines(clean_page(ink).binary)
+    boxes = [g.whole.box for g in line.groups]
+    assert len(boxes) == 4, boxes
+    five = boxes[0]
+    assert five[0] + five[2] >= 120 and five[1] <= 30, boxes  # the flag joined the body
+    assert boxes[1][0] >= 175 and boxes[3][0] >= 285, boxes  # both minus signs on their own
+
+
 def test_a_small_plus_high_beside_a_digit_and_a_small_equals_touching_one_stay_symbols():
     # Drawn as CROHME writers did: '1+2' with a small plus high up, nearly touching the 2
     # (it used to join the 2 as the detached flag of a 5), and '2=4' with a small '=' whose

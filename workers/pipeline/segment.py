@@ -149,8 +149,9 @@ def _line_bands(boxes: list[Box], height: int, reference: float) -> list[tuple[f
 def _is_top_bar(bar, body) -> bool:
     """A flat stroke over the top of a taller one: the flag of a broken ``5``.
 
-    A minus sits at mid height, so it never passes this test. A stroke beside the body
-    rather than over it must be flat: a small ``+`` high beside a digit is not.
+    The flag may sit wholly above the body's top and start beyond its right edge, as MNIST
+    writers drew it. A minus sits at mid height, so it never passes this test. A stroke
+    beside the body rather than over it must be flat: a small ``+`` high beside a digit is not.
     """
     bx, by, bw, bh = bar
     x, y, w, h = body
@@ -158,7 +159,7 @@ def _is_top_bar(bar, body) -> bool:
     gap = max(0, max(bx, x) - min(bx + bw, x + w))
     over = _overlap(bx, bx + bw, x, x + w) >= 0.3 * bw
     beside = gap <= 0.25 * h and _is_flat(bar)
-    return bh <= 0.35 * h and y - 0.15 * h <= centre <= y + 0.3 * h and (over or beside)
+    return bh <= 0.45 * h and y - 0.35 * h <= centre <= y + 0.3 * h and (over or beside)
 
 
 def _merge_stacked(order: list[int], boxes: list[Box]) -> list[list[int]]:
