@@ -170,6 +170,24 @@ def test_the_flag_of_a_5_lifted_above_and_beyond_its_body_joins_it():
     assert boxes[1][0] >= 175 and boxes[3][0] >= 285, boxes  # both minus signs on their own
 
 
+def test_a_minus_broken_in_two_is_one_minus_and_a_thick_short_flag_joins_its_5():
+    # Rendered set: '83-(79-9)' read '83--(...)' (a 1 px gap in the minus), and '85*(' read
+    # '85-*(' (the 5's flag, short and thick, beside the body's top corner).
+    ink = np.zeros((140, 400), np.uint8)
+    cv2.line(ink, (20, 40), (20, 110), 255, 6)  # a 1
+    cv2.line(ink, (60, 75), (78, 75), 255, 4)  # a minus, broken by a 2 px gap, its right half
+    cv2.line(ink, (84, 78), (100, 78), 255, 3)  # a little lower and thinner
+    cv2.ellipse(ink, (180, 90), (22, 20), 0, -120, 150, 255, 6)  # a 5's bowl and stem ...
+    cv2.line(ink, (162, 70), (166, 48), 255, 6)
+    cv2.line(ink, (207, 40), (217, 40), 255, 14)  # ... and its flag: short, thick, beside the corner
+    cv2.line(ink, (260, 40), (260, 110), 255, 6)  # a 1
+    (line,) = find_lines(clean_page(ink).binary)
+    boxes = [g.whole.box for g in line.groups]
+    assert len(boxes) == 4, boxes
+    assert boxes[1][0] <= 60 and boxes[1][0] + boxes[1][2] >= 100, boxes  # one minus, whole
+    assert boxes[2][0] + boxes[2][2] >= 222, boxes  # the flag joined the 5
+
+
 def test_a_small_plus_high_beside_a_digit_and_a_small_equals_touching_one_stay_symbols():
     # Drawn as CROHME writers did: '1+2' with a small plus high up, nearly touching the 2
     # (it used to join the 2 as the detached flag of a 5), and '2=4' with a small '=' whose

@@ -158,7 +158,7 @@ def _is_top_bar(bar, body) -> bool:
     centre = by + bh / 2
     gap = max(0, max(bx, x) - min(bx + bw, x + w))
     over = _overlap(bx, bx + bw, x, x + w) >= 0.3 * bw
-    beside = gap <= 0.25 * h and _is_flat(bar)
+    beside = gap <= 0.25 * h and bh <= 0.6 * bw  # flattish: a short flag drawn thick is 2:1 at most
     return bh <= 0.45 * h and y - 0.35 * h <= centre <= y + 0.3 * h and (over or beside)
 
 
@@ -249,7 +249,7 @@ def _merge_fragments(groups: list[list[int]], boxes: list[Box], line_height: flo
 
 def _merge_touching_bars(groups: list[list[int]], boxes: list[Box], line_height: float) -> list[list[int]]:
     """Join a flat stroke that touches a neighbour at its own height: a pen lift in the
-    bar of a ``+`` or ``=``. Should it really be a minus written too close, the merged
+    bar of a ``+`` or ``=``, or a minus broken in two. Should it really be a minus written too close, the merged
     group is wide and gets split proposals, so the decoder can still read it apart.
     A small ``+`` or ``=`` is short too, but not flat: it stays a symbol of its own."""
     merged = [list(g) for g in groups]
@@ -263,7 +263,10 @@ def _merge_touching_bars(groups: list[list[int]], boxes: list[Box], line_height:
                     continue
                 nx, ny, nw, nh = _group_box(merged[neighbour], boxes)
                 gap = max(0, max(x, nx) - min(x + w, nx + nw))
-                if gap <= max(2.0, 0.05 * line_height) and ny + 0.2 * nh <= centre <= ny + 0.8 * nh:
+                at_its_height = ny + 0.2 * nh <= centre <= ny + 0.8 * nh
+                # or the other half of one bar, broken by a faint pixel or two: level with it
+                level_bar = _is_flat((nx, ny, nw, nh)) and abs(centre - (ny + nh / 2)) <= max(2.0, 0.05 * line_height)
+                if gap <= max(2.0, 0.05 * line_height) and (at_its_height or level_bar):
                     merged[neighbour].extend(merged.pop(index))
                     index -= 1
                     break
