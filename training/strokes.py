@@ -112,19 +112,6 @@ def _two(rng):
     return strokes
 
 
-def _two_looped(rng):
-    """A narrow 2 whose stroke loops where the diagonal meets the base, the loop up to a third of
-    its height (CROHME tune-half 2s drawn so were read as 8 or 9: the small loop of :func:`_two`
-    did not cover them). From the top hook down to the loop's top, round it to the left, and
-    out to the right along the base."""
-    radius = _u(rng, 0.09, 0.17)
-    cx, cy = _u(rng, 0.16, 0.26), 1.0 - radius - _u(rng, 0.0, 0.06)
-    top = _pts((0.04, 0.22), (0.18, 0.02), (0.38, 0.0), (0.5, 0.16), (0.44, 0.42), (cx + 0.08, cy - radius - 0.08))
-    loop = _arc(cx, cy, radius, radius, -90, -_u(rng, 290, 330), n=10)
-    base = _pts((cx + radius * 1.2, cy + radius * _u(rng, 0.2, 0.8)), (_u(rng, 0.5, 0.62), _u(rng, 0.94, 1.02)))
-    return [(np.vstack([top, loop, base]), True)]
-
-
 def _three(rng):
     waist = (_u(rng, 0.2, 0.32), _u(rng, 0.42, 0.52))
     lower = _pts(waist, (0.5, 0.6), (0.56, 0.8), (0.33, 1.0), (0.02, 0.9))
@@ -349,7 +336,7 @@ def _equals(rng):
 STYLES: dict[str, list[StyleFn]] = {
     "0": [_zero],
     "1": [_one_plain, _one_flag, _one_flag, _one_base],
-    "2": [_two, _two, _two_looped],
+    "2": [_two],
     "3": [_three],
     "4": [_four_closed, _four_open, _four_open, _four_cursive, _four_u, _four_u, _four_c, _four_c],
     "5": [_five],
