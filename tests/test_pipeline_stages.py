@@ -282,3 +282,31 @@ def test_a_faint_broken_minus_on_a_page_is_kept_whole():
     assert count == 2 and stats[1, cv2.CC_STAT_WIDTH] >= 24  # one bar, not specks
     lines = find_lines(page.binary)
     assert [len(line.groups) for line in lines] == [3]  # digit, minus, digit
+
+
+def test_a_faint_broken_minus_on_a_line_crop_is_kept_whole():
+    # A cropped line from a light scan (no page clean-up for an image this small): a thin
+    # minus whose darkest pixels alone pass the threshold, in pieces too small to keep.
+    # Lost, it turned 35-24 into 3524 in the rendered set.
+    ink = np.zeros((60, 220), np.uint8)
+    ink[10:50, 40:70] = 200  # digits either side set the threshold
+    ink[10:50, 150:180] = 200
+    ink[29, 90:130] = np.tile([40, 70, 110, 70, 40], 8)  # found only at its peaks, a pixel each
+    ink[30, 92:128] = 60
+    lines = find_lines(clean_page(ink).binary)
+    assert [len(line.groups) for line in lines] == [3]  # digit, minus, digit
+    assert lines[0].groups[1].whole.box[2] >= 30  # the whole bar, not a speck of it
+
+
+def test_a_tight_antialiased_equals_sign_keeps_its_two_bars():
+    # The faint-stroke pass joins what lies a pixel or two apart; the two bars of a small '='
+    # drawn on a canvas, their gap grey with antialiasing, must not be filled into one minus.
+    ink = np.zeros((60, 160), np.uint8)
+    ink[10:50, 20:45] = 255
+    ink[25:28, 70:100] = 255
+    ink[30:33, 70:100] = 255
+    ink[10:50, 120:145] = 255
+    ink = cv2.GaussianBlur(ink, (3, 3), 0.8)
+    binary = clean_page(ink).binary
+    assert cv2.connectedComponents(binary[20:40, 65:105])[0] - 1 == 2
+    assert [len(line.groups) for line in find_lines(binary)] == [3]

@@ -77,22 +77,50 @@ def add_faint_strokes(flat: np.ndarray, binary: np.ndarray, threshold: float) ->
     # A faint stroke dips under even the lower threshold here and there: bridge gaps of a
     # pixel or two, or its pieces would each be too small to be kept as a symbol.
     low = cv2.morphologyEx(low, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (5, 3)))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(low, connectivity=8)
+    # Without stats: OpenCV's stats pass costs ten times the labelling, and this runs on
+    # every canvas. Areas come from a bincount, boxes only for the few bars that need one.
+    count, labels = cv2.connectedComponents(low, connectivity=8)
     if count <= 1:
         return binary
+    areas = np.bincount(labels.ravel(), minlength=count)
     peaks = np.bincount(labels[flat >= threshold * FAINT_PEAK], minlength=count)
-    keep = (peaks > 0) & (stats[:, cv2.CC_STAT_AREA] >= FAINT_MIN_AREA)
+    keep = (peaks > 0) & (areas >= FAINT_MIN_AREA)
+    keep[0] = False  # the background
     # Mostly ink found already (a symbol and its halo): leave it as it is. A speck of a faint
     # stroke that reached the threshold does not stop the rest of the stroke from being added.
-    found = np.bincount(labels[binary > 0], minlength=count)
-    # A flat bar is a minus (or half an =) whose pieces the threshold kept: add all of it, as
-    # pieces it would be dropped as specks. It cannot join two symbols: it is flat.
-    bar = stats[:, cv2.CC_STAT_WIDTH] >= 3 * stats[:, cv2.CC_STAT_HEIGHT]
-    keep &= bar | (found < FAINT_FOUND_AT_MOST * stats[:, cv2.CC_STAT_AREA])
-    keep[0] = False  # the background
+    ink = binary > 0
+    found_labels = labels[ink]
+    found = np.bincount(found_labels, minlength=count)
+    added = found < FAINT_FOUND_AT_MOST * areas
+    for index in np.nonzero(keep & ~added & (_found_pieces(ink, found_labels, count) >= 2))[0]:
+        added[index] = _is_broken_bar(binary, labels == index)
+    keep &= added
     if not keep.any():
         return binary
     return np.where(keep[labels], np.uint8(255), binary)
+
+
+def _found_pieces(ink: np.ndarray, found_labels: np.ndarray, count: int) -> np.ndarray:
+    """How many pieces of the ink found lie in each faint component (each piece lies in
+    one: the ink found is within the faint mask). ``found_labels``: the faint component
+    of each ink pixel, in the order of ``ink``'s nonzero pixels."""
+    piece_count, pieces = cv2.connectedComponents(ink.view(np.uint8), connectivity=8)
+    owner = np.zeros(piece_count, dtype=np.int64)
+    owner[pieces[ink]] = found_labels
+    return np.bincount(owner[1:], minlength=count)
+
+
+def _is_broken_bar(binary: np.ndarray, component: np.ndarray) -> bool:
+    """A flat faint stroke of which the threshold kept pieces side by side: a minus (or half
+    an ``=``) that as pieces would be dropped as specks, so all of it is added. It cannot join
+    two symbols: it is flat. Kept whole already, it needs nothing. Pieces one above the other
+    are the two bars of a tight ``=`` that the closing joined: filled in, they would read as
+    one thick minus."""
+    x, y, w, h = cv2.boundingRect(component.astype(np.uint8))
+    if w < 3 * h:
+        return False
+    rows = np.nonzero((component[y : y + h, x : x + w] & (binary[y : y + h, x : x + w] > 0)).any(axis=1))[0]
+    return rows[-1] - rows[0] + 1 == rows.size
 
 
 def estimate_skew(binary: np.ndarray) -> float:
@@ -160,7 +188,8 @@ def clean_page(ink: np.ndarray) -> CleanPage:
     # Canvases and single-line crops are evenly lit, and their strokes may be as wide
     # as any background window: flattening would hollow them out. Pages get it all.
     if min(ink.shape) < PAGE_MIN_SIDE:
-        return CleanPage(binarise(ink), 0.0, 0)
+        binary, threshold = _binarise(ink)
+        return CleanPage(add_faint_strokes(ink, binary, threshold), 0.0, 0)
     flat = flatten(ink)
     binary = binarise(flat)
     skew = estimate_skew(binary) if binary.any() else 0.0
