@@ -310,3 +310,21 @@ def test_a_tight_antialiased_equals_sign_keeps_its_two_bars():
     binary = clean_page(ink).binary
     assert cv2.connectedComponents(binary[20:40, 65:105])[0] - 1 == 2
     assert [len(line.groups) for line in find_lines(binary)] == [3]
+
+
+def test_the_broken_off_tail_of_a_5_joins_it_and_a_minus_before_it_stays():
+    # Rendered set: '35-4' read '325-4' and '40+54' read '40+254': the end of the 5's
+    # lower curve, broken off where the pen thinned, was read as a symbol of its own.
+    ink = np.zeros((140, 420), np.uint8)
+    cv2.line(ink, (20, 40), (20, 110), 255, 6)  # a 1
+    cv2.line(ink, (50, 75), (85, 75), 255, 6)  # a minus at mid height
+    cv2.line(ink, (122, 40), (165, 40), 255, 6)  # the 5: flag, stem ...
+    cv2.line(ink, (122, 40), (120, 72), 255, 6)
+    cv2.ellipse(ink, (138, 88), (22, 20), 0, -130, 110, 255, 6)  # ... bowl, ending low on the left
+    cv2.line(ink, (116, 108), (98, 100), 255, 6)  # ... and the tail, broken off the bowl's end
+    cv2.line(ink, (230, 40), (230, 110), 255, 6)  # a 1
+    (line,) = find_lines(clean_page(ink).binary)
+    boxes = [g.whole.box for g in line.groups]
+    assert len(boxes) == 4, boxes  # 1 - 5 1
+    assert boxes[1][0] <= 50 and boxes[1][2] <= 45, boxes  # the minus alone
+    assert boxes[2][0] <= 100 and boxes[2][0] + boxes[2][2] >= 160, boxes  # the tail joined the 5

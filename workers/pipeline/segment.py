@@ -6,7 +6,8 @@
    component joins the band holding its centre. Thin bands (a lone bar) join
    their nearest neighbour.
 3. Parts of one symbol are merged: components stacked one above the other
-   (the bars of ``=``, the flag of a broken ``5``).
+   (the bars of ``=``, the flag of a broken ``5``), small fragments beside a
+   symbol, a broken-off tail low against a digit, a bar broken by a pen lift.
 4. A group too wide for one symbol gets split proposals at column-profile
    minima; the grammar decoder chooses between whole and split.
 """
@@ -111,6 +112,7 @@ def find_lines(binary: np.ndarray) -> list[Line]:
         # The height of a digit on this line: operators are shorter, so take a high percentile.
         line_height = float(np.percentile([_group_box(g, boxes)[3] for g in groups], 75))
         groups = _merge_fragments(groups, boxes, line_height)
+        groups = _merge_bottom_hooks(groups, boxes, line_height)
         groups = _merge_touching_bars(groups, boxes, line_height)
         built = [_build_group(g, boxes, labels, line_height) for g in groups]
         lines.append(Line(_union([grp.whole.box for grp in built]), built))
@@ -244,6 +246,40 @@ def _merge_fragments(groups: list[list[int]], boxes: list[Box], line_height: flo
         if index in target_of:
             continue
         merged.append(group + [m for f, t in target_of.items() if t == index for m in groups[f]])
+    return merged
+
+
+def _is_bottom_hook(piece: Box, body: Box, line_height: float) -> bool:
+    """The end of a symbol's lowest stroke, broken off by a faint stretch: the tail of a
+    ``5`` that curls back left under its bowl (the rendered set read such 5s as ``25``
+    or ``-5``). Smaller than half a digit, touching a digit-tall body, low against its
+    base. A minus sits at mid height and a ``+`` or ``=`` across the middle: neither is
+    this low."""
+    px, py, pw, ph = piece
+    x, y, w, h = body
+    gap = max(0, max(px, x) - min(px + pw, x + w))
+    centre = (py + ph / 2 - y) / h
+    return (
+        max(pw, ph) < 0.45 * line_height
+        and h >= 0.65 * line_height
+        and gap <= max(2.0, 0.05 * line_height)
+        and centre >= 0.75
+        and py + ph <= y + h + 0.1 * h
+    )
+
+
+def _merge_bottom_hooks(groups: list[list[int]], boxes: list[Box], line_height: float) -> list[list[int]]:
+    """Join a broken-off tail to the digit beside it (see :func:`_is_bottom_hook`)."""
+    merged = [list(g) for g in groups]
+    index = 0
+    while index < len(merged):
+        piece = _group_box(merged[index], boxes)
+        for neighbour in (index + 1, index - 1):
+            if 0 <= neighbour < len(merged) and _is_bottom_hook(piece, _group_box(merged[neighbour], boxes), line_height):
+                merged[neighbour].extend(merged.pop(index))
+                index -= 1
+                break
+        index += 1
     return merged
 
 
