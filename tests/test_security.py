@@ -92,8 +92,34 @@ def test_the_login_page_locks_out_after_repeated_failures(stack):
     locked = attempt(browser, "guessed", "the real password 42")
     assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
     assert "Too many failed attempts" in locked.text
+    # The API's token exchange shares the count: the right password does not get round it there.
+    refused = requests.post(stack.api("auth/token/"), json={"username": "guessed", "password": "the real password 42"})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert refused.json()["error"]["code"] == "throttled" and "token" not in refused.json()
     stack.client(username="someone-else", password="another password 42")
     assert attempt(requests.Session(), "someone-else", "another password 42").status_code == 302  # others unaffected
+
+
+def test_failed_guesses_at_the_token_exchange_lock_out_the_web_login_too(stack):
+    from django.conf import settings as django_settings
+
+    stack.client(username="api-guessed", password="the real password 45")
+    token_url = stack.api("auth/token/")
+    for _ in range(django_settings.LOGIN_MAX_FAILURES):
+        assert requests.post(token_url, json={"username": "api-guessed", "password": "wrong guess"}).status_code == 401
+    locked = requests.post(token_url, json={"username": "api-guessed", "password": "the real password 45"})
+    assert locked.status_code == 429 and locked.json()["error"]["code"] == "throttled"
+    browser = requests.Session()
+    browser.get(f"{stack.url}/accounts/login/")
+    web = browser.post(f"{stack.url}/accounts/login/", allow_redirects=False, headers={"Referer": f"{stack.url}/accounts/login/"},
+                       data={"username": "api-guessed", "password": "the real password 45", "csrfmiddlewaretoken": browser.cookies["csrftoken"]})
+    assert web.status_code == 429
+    # A success clears the count: another user's right password after a few wrong ones is let in.
+    stack.client(username="api-forgetful", password="the real password 46")
+    for attempts in (3, django_settings.LOGIN_MAX_FAILURES - 1):  # 3 + 9 would lock out, were the 3 not cleared
+        for _ in range(attempts):
+            assert requests.post(token_url, json={"username": "api-forgetful", "password": "wrong guess"}).status_code == 401
+        assert requests.post(token_url, json={"username": "api-forgetful", "password": "the real password 46"}).status_code == 200
 
 
 def test_a_token_read_just_before_its_revocation_is_not_cached_after_it(stack, monkeypatch):

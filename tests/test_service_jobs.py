@@ -111,17 +111,28 @@ def test_both_ways_of_claiming_take_the_same_jobs(stack, claim):
     assert claim(uuid.uuid4(), uuid.uuid4()) is None  # gone
 
 
-def test_a_submit_while_the_broker_is_down_is_accepted_and_run_later(stack):
+def test_a_submit_while_redis_is_down_is_accepted_and_run_later(stack):
     port = free_port()
-    # A web process whose broker is unreachable, on the same database as the running stack.
-    env = {**stack.env, "CELERY_BROKER_URL": "redis://127.0.0.1:9/0", "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
-    web = start_process("web-no-broker", ["deploy/start-web.sh"], env, stack.folder)
-    client = stack.client()
+    # A web process whose Redis is unreachable, broker and cache (they share one Redis when
+    # deployed), on the same database as the running stack.
+    env = {**stack.env, "CELERY_BROKER_URL": "redis://127.0.0.1:9/0", "CACHE_URL": "redis://127.0.0.1:9/1",
+           "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
+    web = start_process("web-no-redis", ["deploy/start-web.sh"], env, stack.folder)
+    client = stack.client(password="a long enough password 47")
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _answers(f"{url}/healthz"), 60, what="the web process without a broker")
+        wait_until(lambda: _answers(f"{url}/healthz"), 60, what="the web process without Redis")
         response = client.post(f"{url}/api/v1/jobs/", files={"image": ("l.png", line_png("12+3*4", 1), "image/png")}, timeout=15)
         assert response.status_code == 202 and response.elapsed.total_seconds() < 5
+        assert client.get(f"{url}/api/v1/jobs/{response.json()['id']}/", timeout=15).status_code == 200
+        assert client.get(f"{url}/api/v1/jobs/", headers={"Authorization": "Token wrong"}, timeout=15).status_code == 401
+        exchanged = requests.post(f"{url}/api/v1/auth/token/", json={"username": client.user.username, "password": "a long enough password 47"}, timeout=15)
+        assert exchanged.status_code == 200 and exchanged.json()["token"] == client.token
+        browser = requests.Session()
+        browser.get(f"{url}/accounts/login/", timeout=15)
+        logged_in = browser.post(f"{url}/accounts/login/", allow_redirects=False, headers={"Referer": f"{url}/accounts/login/"}, timeout=15,
+                                 data={"username": client.user.username, "password": "a long enough password 47", "csrfmiddlewaretoken": browser.cookies["csrftoken"]})
+        assert logged_in.status_code == 302
         ready = requests.get(f"{url}/readyz").json()
         assert ready["checks"]["broker"].startswith("error")
     finally:

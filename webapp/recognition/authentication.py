@@ -13,10 +13,16 @@ before the revocation would write it back just after. So a revocation *replaces*
 with a "revoked" marker for REVOKED_MARKER_SECONDS, and a request fills the cache only with
 ``cache.add``, which does nothing while any entry (the marker included) is there. While the
 marker lives, the token is checked against the database on every request.
+
+The cache is an optimisation, so an outage of it (Redis down) must not stop the API: every
+request then reads the database. A revocation that cannot reach the cache is logged; the
+entry it could not replace lives at most AUTH_TOKEN_CACHE_SECONDS, and only if the cache
+comes back with its data (a restarted Redis keeps none).
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -26,6 +32,8 @@ from django.dispatch import receiver
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 
+
+log = logging.getLogger(__name__)
 
 REVOKED = "revoked"
 REVOKED_MARKER_SECONDS = 120
@@ -39,19 +47,30 @@ def _cache_key(token_key: str) -> str:
 
 class CachedTokenAuthentication(TokenAuthentication):
     def authenticate_credentials(self, key):
-        cached = cache.get(_cache_key(key))
+        try:
+            cached = cache.get(_cache_key(key))
+        except Exception:
+            log.warning("token cache unavailable; checking the token in the database", exc_info=True)
+            return super().authenticate_credentials(key)
         if isinstance(cached, tuple):
             return cached
         user, token = super().authenticate_credentials(key)  # raises for a wrong key or an inactive user
         if cached is None:  # not after a revocation; and add, not set: a revocation since the read wins
-            cache.add(_cache_key(key), (user, token), settings.AUTH_TOKEN_CACHE_SECONDS)
+            try:
+                cache.add(_cache_key(key), (user, token), settings.AUTH_TOKEN_CACHE_SECONDS)
+            except Exception:
+                log.warning("token cache unavailable; the token was checked in the database", exc_info=True)
         return user, token
 
 
 def _revoke(token_key: str) -> None:
     # Set before the revoking transaction commits (the signals run inside it), so a request that
     # still reads the old row from the database cannot cache it either.
-    cache.set(_cache_key(token_key), REVOKED, REVOKED_MARKER_SECONDS)
+    try:
+        cache.set(_cache_key(token_key), REVOKED, REVOKED_MARKER_SECONDS)
+    except Exception:
+        log.error("token cache unavailable: a revoked token's cache entry, if any, lives out its %s s",
+                  settings.AUTH_TOKEN_CACHE_SECONDS, exc_info=True)
 
 
 @receiver(post_save, sender=Token)

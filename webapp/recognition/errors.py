@@ -38,7 +38,7 @@ class ErrorCode(models.TextChoices):
     NOT_FOUND = "not_found", "No such object, or it belongs to another user."
     METHOD_NOT_ALLOWED = "method_not_allowed", "The URL does not take this HTTP method."
     NOT_ACCEPTABLE = "not_acceptable", "The Accept header asks for a format the URL does not serve."
-    THROTTLED = "throttled", "Too many uploads; retry after `retry_after` seconds (also in `Retry-After`)."
+    THROTTLED = "throttled", "Too many uploads, or too many failed logins for a username from one address; retry after `retry_after` seconds (also in `Retry-After`)."
     # Service
     DATABASE_UNAVAILABLE = "database_unavailable", "The database cannot be reached; retry later."
     INTERNAL_ERROR = "internal_error", "An unexpected error; it is logged."

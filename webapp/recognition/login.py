@@ -2,10 +2,16 @@
 
 Without it a password could be guessed at the speed of the server. The count lives in
 the shared cache; the address is found the way the API's throttles find it (NUM_PROXIES).
-Both login pages use a form with :class:`LockoutMixin`, so both share one count: a locked-out
-pair is refused before its password is checked, with a 429 and ``Retry-After``.
+Both login pages use a form with :class:`LockoutMixin`, and the API's token exchange uses
+:class:`LoginLockout` directly, so all three share one count: a locked-out pair is refused
+before its password is checked, with a 429 and ``Retry-After``.
+
+Should the cache be unreachable (Redis down), logins go on without the count, as uploads
+go on without their throttle: the service stays usable, and the outage is logged.
 """
 from __future__ import annotations
+
+import logging
 
 from django.conf import settings
 from django.contrib import admin
@@ -17,30 +23,55 @@ from django.core.cache import cache
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from rest_framework.throttling import BaseThrottle
 
+log = logging.getLogger(__name__)
+
 LOCKED_OUT = "locked_out"
 
 
-def _key(request) -> str:
-    address = BaseThrottle().get_ident(request)
-    username = (request.POST.get("username") or "").strip().lower()[:150]
-    return f"login-failures:{address}:{username}"
+class LoginLockout:
+    """The failed logins of one address and username, counted in the shared cache."""
+
+    def __init__(self, request, username: str):
+        address = BaseThrottle().get_ident(request)
+        self.key = f"login-failures:{address}:{(username or '').strip().lower()[:150]}"
+        try:
+            self.failures = cache.get(self.key, 0)
+        except Exception:
+            log.warning("login lockout cache unavailable; the attempt is not counted", exc_info=True)
+            self.failures = 0
+
+    @property
+    def locked(self) -> bool:
+        return self.failures >= settings.LOGIN_MAX_FAILURES
+
+    def failed(self) -> None:
+        self._write(cache.set, self.key, self.failures + 1, timeout=settings.LOGIN_LOCKOUT_SECONDS)
+
+    def succeeded(self) -> None:
+        self._write(cache.delete, self.key)
+
+    @staticmethod
+    def _write(operation, *args, **kwargs) -> None:
+        try:
+            operation(*args, **kwargs)
+        except Exception:
+            log.warning("login lockout cache unavailable; the attempt is not counted", exc_info=True)
 
 
 class LockoutMixin:
     """For an AuthenticationForm: counts failed logins, and refuses a locked-out pair without checking its password."""
 
     def clean(self):
-        key = _key(self.request)
-        failures = cache.get(key, 0)
-        if failures >= settings.LOGIN_MAX_FAILURES:
+        lockout = LoginLockout(self.request, self.request.POST.get("username"))
+        if lockout.locked:
             raise ValidationError("Too many failed attempts. Wait a few minutes, then try again.", code=LOCKED_OUT)
         try:
             cleaned = super().clean()
         except ValidationError:  # a wrong password, or a user who may not log in here
-            cache.set(key, failures + 1, timeout=settings.LOGIN_LOCKOUT_SECONDS)
+            lockout.failed()
             raise
         if self.user_cache is not None:  # logged in (a blank field checks nothing and counts nothing)
-            cache.delete(key)
+            lockout.succeeded()
         return cleaned
 
 

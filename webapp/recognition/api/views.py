@@ -10,7 +10,7 @@ from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
@@ -28,6 +28,7 @@ from webapp.recognition.api.serializers import (
     ErrorSerializer, JobCreateSerializer, JobSerializer, ModelVersionSerializer, TokenRequestSerializer,
 )
 from webapp.recognition.errors import ApiError, ErrorCode
+from webapp.recognition.login import LoginLockout
 from webapp.recognition.log_context import bind_job
 from webapp.recognition.models import Batch, Job
 
@@ -362,8 +363,14 @@ class TokenView(APIView):
     def post(self, request):
         form = TokenRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        # The web login's count: a guesser locked out there is locked out here too.
+        lockout = LoginLockout(request, form.validated_data["username"])
+        if lockout.locked:
+            raise exceptions.Throttled(settings.LOGIN_LOCKOUT_SECONDS, "too many failed logins for this username from this address")
         user = authenticate(request, username=form.validated_data["username"], password=form.validated_data["password"])
         if user is None:
+            lockout.failed()
             raise ApiError(ErrorCode.AUTHENTICATION_FAILED, "wrong username or password", status.HTTP_401_UNAUTHORIZED)
+        lockout.succeeded()
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
