@@ -213,6 +213,27 @@ def test_a_correction_by_alternative_or_by_typing_re_evaluates_and_keeps_the_cro
     assert Image.open(tmp_path / mine[0]["file"]).size == (28, 28)
 
 
+def test_a_pick_after_a_typed_fix_builds_on_it_and_a_line_retyped_apart_takes_typing_only(stack):
+    client = stack.client()
+    url = client.submit(line_png("12+3*4", seed=1)).headers["Location"]
+    client.wait(url)
+    typed = client.post(url + "corrections/", json={"line": 0, "expression": "12+3*5"}).json()["result"]["lines"][0]
+    assert "".join(symbol["symbol"] for symbol in typed["symbols"]) == "12+3*5"  # each crop is now what was typed
+    index, choice, text = alternative_that_parses(typed)
+    assert text.endswith("5") or index == 5
+    picked = client.post(url + "corrections/", json={"line": 0, "symbol": index, "choice": choice})
+    assert picked.status_code == 200, picked.text
+    assert picked.json()["correction"]["labels"] == text  # the typed 5 is kept, and its crop labelled 5
+    # Typed with more symbols than were read: the crops no longer match, so only typing goes on.
+    apart = client.post(url + "corrections/", json={"line": 0, "expression": "12+3*45"}).json()["result"]["lines"][0]
+    assert apart["value"] == 147 and apart["retyped_apart"] is True
+    refused = client.post(url + "corrections/", json={"line": 0, "symbol": index, "choice": choice})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_correction"
+    assert client.get(url).json()["result"]["lines"][0]["value"] == 147  # nothing changed by the refusal
+    again = client.post(url + "corrections/", json={"line": 0, "expression": "12+3*4"}).json()["result"]["lines"][0]
+    assert again["value"] == 24 and again["retyped_apart"] is False
+
+
 def test_an_unparsable_line_fails_with_its_best_reading_and_a_typed_fix_recovers_it(stack):
     client = stack.client()
     url = client.submit(line_png("7+", seed=1)).headers["Location"]

@@ -139,6 +139,12 @@ def test_drawing_12_plus_3_times_4_shows_24_with_every_step_and_a_correction_cha
     page.wait_for_function(f"() => document.querySelector('[data-testid=value] strong').textContent === '{expected}'")
     assert expected != 24
     assert client.get(job_url).json()["result"]["lines"][0]["value"] == expected  # stored, not just shown
+    # Typed with another number of symbols than were read: the value follows, and the symbols,
+    # which no longer match it, can no longer be picked.
+    page.get_by_label("Or type it:").fill("12+3*45")
+    page.get_by_role("button", name="Fix").click()
+    page.wait_for_function("() => document.querySelector('[data-testid=value] strong').textContent === '147'")
+    assert page.locator(".symbols .symbol").count() == 6 and page.locator(".symbols .symbol:disabled").count() == 6
     context.close()
 
 

@@ -398,6 +398,9 @@ def apply_correction(job: Job, line: int, *, symbol: int | None = None, choice: 
             read_as = current.get("expression") or ""
             symbols = list(current.get("symbols") or [])
             if expression is None:
+                if current.get("retyped_apart"):
+                    raise ApiError(ErrorCode.INVALID_CORRECTION, f"line {line} was typed with another number of symbols than were read, "
+                                   "so a symbol can no longer be picked; type the whole line instead", field="symbol")
                 text = _with_alternative(symbols, symbol, choice)
             else:
                 text = normalise_expression(expression)
@@ -405,18 +408,21 @@ def apply_correction(job: Job, line: int, *, symbol: int | None = None, choice: 
                 parsed = grammar.parse_line(text)
             except RecognitionError as error:
                 raise ApiError(ErrorCode.INVALID_CORRECTION, f"{text!r} is not an expression: {error.message}", field="expression")
-            if symbol is not None:
-                symbols[symbol] = {**symbols[symbol], "symbol": text[symbol]}
+            aligned = len(text) == len(symbols)
+            if aligned:
+                # Each symbol read is now what the user chose or typed, so that a later pick builds
+                # on this correction rather than on the first reading (and labels its crops so).
+                symbols = [{**read, "symbol": typed} for read, typed in zip(symbols, text)]
             lines[line] = {
                 **current, "symbols": symbols, "expression": parsed.expression,
                 "value": parsed.value, "answer": parsed.answer, "answer_expression": parsed.answer_expression,
                 "correct": parsed.correct, "error": None,
-                "read_as": current.get("read_as", read_as), "corrected": True,
+                "read_as": current.get("read_as", read_as), "corrected": True, "retyped_apart": not aligned,
             }
             job.result["lines"] = lines
             _refresh_page_error(job)
             correction = Correction(job=job, line=line, symbol=symbol, read_as=read_as, expression=text)
-            if job.symbol_crops and len(text) == len(symbols):
+            if job.symbol_crops and aligned:
                 correction.labels = text  # one class per crop: usable as training data
             correction.crops = _line_crops(job, line, len(symbols))
             stored += [correction.crops] if correction.crops else []

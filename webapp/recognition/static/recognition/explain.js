@@ -42,6 +42,11 @@ const Explain = {
     const box = el("div", { class: "line", "data-line": index });
     const symbols = el("div", { class: "symbols", role: "group", "aria-label": `Line ${index + 1} symbols` });
     line.symbols.forEach((symbol, position) => symbols.append(Explain.symbolButton(job, index, symbol, position)));
+    if (line.retyped_apart) {
+      // Typed with another number of symbols than were read: the crops no longer match it.
+      symbols.querySelectorAll("button.symbol").forEach((button) => { button.disabled = true; });
+      symbols.append(el("span", { class: "hint", text: " (typed: correct it by typing)" }));
+    }
     box.append(symbols);
     const result = el("p", { class: "value", "data-testid": "value" });
     if (line.error) {
