@@ -108,10 +108,6 @@ def test_a_fresh_process_whose_model_reads_nan_even_when_loading_passes_the_job_
 
 
 def test_a_job_that_meets_a_model_answering_nan_is_read_by_another_process(stack, fresh_worker_cache, monkeypatch, tmp_path):
-    from django.core.files.base import ContentFile
-    from django.utils import timezone
-
-    from webapp.recognition.models import Job
     from workers import tasks
     from workers.pipeline.classify import SymbolClassifier
 
@@ -119,12 +115,74 @@ def test_a_job_that_meets_a_model_answering_nan_is_read_by_another_process(stack
     monkeypatch.setenv("MODEL_VERSION", broken.version)
     monkeypatch.setattr(fresh_worker_cache, "_classifier", broken)  # this process is the broken one
     client = stack.client()
-    # Queued but not sent: the stack's workers cannot take it before this process does.
-    job = Job(owner=client.user, image_sha256="0" * 64, source_name="line.png", enqueued_at=timezone.now() + timedelta(hours=1))
-    job.image.save(f"jobs/{job.id}/input.png", ContentFile(line_png("6*7", 1)), save=False)
-    job.save()
+    job = _queued_job(client, "6*7")
     with pytest.raises(SystemExit, match="leaves"):  # the task makes its pool process leave
         tasks.recognize(str(job.id))
     done = client.wait(stack.api(f"jobs/{job.id}/"))  # released and sent again at once, to the stack's healthy workers
     assert done["status"] == "succeeded" and done["result"]["lines"][0]["value"] == 42
     assert done["attempts"] == 2
+
+
+def _queued_job(client, expression: str, attempts: int = 0):
+    """A stored job, queued but not sent: the stack's workers cannot take it before this process does."""
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+
+    from webapp.recognition.models import Job
+
+    job = Job(owner=client.user, image_sha256="0" * 64, source_name="line.png", attempts=attempts,
+              enqueued_at=timezone.now() + timedelta(hours=1))
+    job.image.save(f"jobs/{job.id}/input.png", ContentFile(line_png(expression, 1)), save=False)
+    job.save()
+    return job
+
+
+def test_a_worker_with_no_model_gives_the_job_to_one_that_has_it(stack, fresh_worker_cache, monkeypatch):
+    # One worker misconfigured (its MODEL_VERSION names no version) must not fail the queue's
+    # jobs one after another: it passes each on, and pauses before taking another.
+    import time
+
+    from workers import job_runner
+
+    monkeypatch.setenv("MODEL_VERSION", "v9999")
+    monkeypatch.setattr(job_runner, "UNAVAILABLE_PAUSE_SECONDS", 0.5)
+    client = stack.client()
+    job = _queued_job(client, "6*7")
+    started = time.monotonic()
+    assert job_runner.run_job(str(job.id)) == "released"
+    assert time.monotonic() - started >= 0.5
+    done = client.wait(stack.api(f"jobs/{job.id}/"))  # sent again at once, to the stack's workers (which have a model)
+    assert done["status"] == "succeeded" and done["result"]["lines"][0]["value"] == 42 and done["attempts"] == 2
+
+
+def test_a_job_that_meets_no_model_on_its_last_attempt_fails_as_model_unavailable(stack, fresh_worker_cache, monkeypatch):
+    from django.conf import settings
+
+    from webapp.recognition.models import Job
+    from workers import job_runner
+
+    monkeypatch.setenv("MODEL_VERSION", "v9999")
+    client = stack.client()
+    job = _queued_job(client, "6*7", attempts=settings.JOB_MAX_ATTEMPTS - 1)
+    assert job_runner.run_job(str(job.id)) == "failed"
+    failed = Job.objects.get(pk=job.id)
+    assert (failed.status, failed.error_code, failed.attempts) == ("failed", "model_unavailable", settings.JOB_MAX_ATTEMPTS)
+    assert "v9999" in failed.error_message
+
+
+def test_the_worker_healthcheck_fails_while_its_model_version_does_not_exist(stack, monkeypatch):
+    import io
+
+    from django.core.management import CommandError, call_command
+    from django.utils import timezone
+
+    from webapp.recognition.models import WorkerHeartbeat
+
+    WorkerHeartbeat.objects.update_or_create(name="worker@healthcheck-test", defaults={"processes": 2, "seen_at": timezone.now()})
+    out = io.StringIO()
+    call_command("worker_alive", "worker@healthcheck-test", stdout=out)
+    assert "alive" in out.getvalue()
+    monkeypatch.setenv("MODEL_VERSION", "v9999")
+    with pytest.raises(CommandError, match="v9999"):
+        call_command("worker_alive", "worker@healthcheck-test")
+    WorkerHeartbeat.objects.filter(name="worker@healthcheck-test").delete()

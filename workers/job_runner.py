@@ -27,6 +27,9 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError)
 """Worth a retry: the database or the storage was briefly unreachable. A bad image is not."""
 
 
+UNAVAILABLE_PAUSE_SECONDS = 10.0
+"""How long a process with no model waits after giving a job back (at most a quarter of the soft time limit)."""
+
 _held: dict[str, object] = {}  # job id -> this process's claim token, while it runs the job
 
 
@@ -36,12 +39,32 @@ def held_token(job_id: str):
 
 
 def run_job(job_id: str) -> str:
-    """Returns what happened: 'succeeded', 'failed', or 'skipped' (finished, leased elsewhere, gone)."""
+    """Returns what happened: 'succeeded', 'failed', 'released' (no model here: sent again for
+    another process), or 'skipped' (finished, leased elsewhere, gone)."""
     with bind_job(job_id):
         outcome = _run(job_id)  # on an exception the token stays for the task's on_failure
         _held.pop(str(job_id), None)
         log.info("job %s", outcome, extra={"outcome": outcome})
         return outcome
+
+
+def _pass_on(claim, unavailable: Exception) -> str:
+    """Give a job back that this process has no model for, and pause before taking another.
+
+    The fault may be this worker's alone (its MODEL_VERSION names a version that does not
+    exist, its copy of the model is unreadable): other workers can read the job. Failing it
+    here would fail every job in the queue, as fast as the broker hands them over. The pause
+    keeps this process from taking the job straight back; a job that meets no model on every
+    attempt fails as ``model_unavailable`` at its last one.
+    """
+    log.error("no model in this process (%s): job released and sent again", unavailable)
+    try:
+        services.release_job(claim)
+        services.enqueue([claim.job.id])
+    except TRANSIENT_ERRORS:
+        pass  # the lease runs out and the sweep sends it
+    time.sleep(min(UNAVAILABLE_PAUSE_SECONDS, settings.JOB_SOFT_TIME_LIMIT / 4))
+    return "released"
 
 
 def _run(job_id: str) -> str:
@@ -61,7 +84,9 @@ def _run(job_id: str) -> str:
         try:
             classifier = model_cache.get_classifier()
         except model_cache.ModelUnavailable as unavailable:
-            error = RecognitionError(ErrorCode.MODEL_UNAVAILABLE.value, str(unavailable))
+            if claim.job.attempts < claim.job.max_attempts:
+                return _pass_on(claim, unavailable)
+            error = RecognitionError(ErrorCode.MODEL_UNAVAILABLE.value, f"{unavailable} (tried {claim.job.attempts} times)")
             services.finish_job(claim, record=record(claim.job.source_name, error=error), error=error, model_version=None)
             return "failed"
         version = classifier.version

@@ -62,6 +62,12 @@ _ACTIVE_SQL = "SELECT {version} FROM {table} ORDER BY id DESC LIMIT 1".format(
 )
 
 
+def exists(version: str) -> bool:
+    if not in_database():
+        return version in registry.list_versions()
+    return ModelVersion.objects.filter(pk=version).exists()
+
+
 def versions() -> list[dict]:
     """Each version with its metrics, oldest first."""
     if not in_database():

@@ -1,7 +1,16 @@
-"""Exit 0 when the named Celery worker node sent a heartbeat lately (the worker container's healthcheck)."""
+"""Exit 0 when the named Celery worker node sent a heartbeat lately and the model version it
+reads exists (the worker container's healthcheck).
+
+A worker whose MODEL_VERSION names no version gives every job back (workers/job_runner.py):
+alive, but of no use, so the orchestrator is told.
+"""
+import os
+
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from models.registry import RegistryError
+from webapp.recognition import model_store
 from webapp.recognition.models import WorkerHeartbeat
 from webapp.recognition.queue_stats import ALIVE
 
@@ -16,4 +25,10 @@ class Command(BaseCommand):
         beat = WorkerHeartbeat.objects.filter(name=name).first()
         if beat is None or beat.seen_at < timezone.now() - ALIVE:
             raise CommandError(f"{name} has sent no heartbeat in the last {int(ALIVE.total_seconds())} s")
-        self.stdout.write(f"{name} alive ({beat.processes} processes, seen {beat.seen_at:%H:%M:%S})")
+        try:
+            version = os.environ.get("MODEL_VERSION") or model_store.active_version()
+        except (RegistryError, model_store.ModelStoreError) as error:
+            raise CommandError(f"{name} has no model to read with: {error}") from error
+        if not model_store.exists(version):
+            raise CommandError(f"{name} reads with model {version}, which does not exist")
+        self.stdout.write(f"{name} alive ({beat.processes} processes, seen {beat.seen_at:%H:%M:%S}), model {version}")
