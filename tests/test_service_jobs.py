@@ -49,6 +49,41 @@ def test_a_queued_job_whose_message_was_lost_is_enqueued_by_the_sweep(stack):
     assert body["status"] == "succeeded" and body["result"]["lines"][0]["correct"] is True
 
 
+def test_a_backlog_is_not_sent_twice_but_a_lost_queue_is_sent_again(stack):
+    # The workers stop taking jobs (a backlog builds); the beat's sweep runs every second and
+    # counts a queued job as possibly lost after JOB_REQUEUE_AFTER (4 s here).
+    import time
+
+    from django.utils import timezone
+
+    from webapp.recognition.models import Job
+    from webapp.recognition.queue_stats import broker_depth
+    from webapp.recognition.services import INFERENCE_QUEUE
+    from workers.celery_app import app
+
+    # Earlier tests' jobs parked "sent in the future" hold no message: let the sweep send them
+    # now, so that every queued job that counts as sent has its message.
+    Job.objects.filter(status=Job.Status.QUEUED, enqueued_at__gt=timezone.now()).update(enqueued_at=None)
+    wait_until(lambda: not Job.objects.filter(status=Job.Status.QUEUED).exists(), 60, what="earlier jobs to finish")
+    replies = app.control.cancel_consumer(INFERENCE_QUEUE, reply=True, timeout=5)
+    assert len(replies) >= 1
+    client = stack.client()
+    try:
+        urls = [client.submit(line_png(f"{n}*7", 1)).headers["Location"] for n in range(2, 8)]
+        assert broker_depth() == 6  # counted under the stack's CELERY_BROKER_KEY_PREFIX
+        time.sleep(8)  # two JOB_REQUEUE_AFTER and eight sweeps
+        assert broker_depth() == 6  # waiting, not lost: no duplicates were sent
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_purge(INFERENCE_QUEUE)  # as a Redis restart loses them
+        wait_until(lambda: broker_depth() == 6, 20, what="the sweep to send the lost messages again")
+    finally:
+        for reply in replies:
+            app.control.add_consumer(INFERENCE_QUEUE, destination=list(reply), reply=True, timeout=5)
+    for n, url in zip(range(2, 8), urls):
+        body = client.wait(url, timeout=60)
+        assert body["status"] == "succeeded" and body["result"]["lines"][0]["value"] == 7 * n and body["attempts"] == 1
+
+
 def test_a_job_past_its_attempts_fails_with_too_many_attempts(stack):
     from django.utils import timezone
 

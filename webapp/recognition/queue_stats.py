@@ -41,9 +41,13 @@ def broker_depth() -> int | None:
     try:
         with app.connection_for_read() as connection:
             channel = connection.default_channel
+            if hasattr(channel, "_size"):
+                # Redis: the length of the queue's lists. A passive queue_declare looks for the key
+                # without CELERY_BROKER_KEY_PREFIX (kombu 5.5), so with a prefix it found nothing.
+                return int(channel._size(INFERENCE_QUEUE))
             try:
                 return channel.queue_declare(queue=INFERENCE_QUEUE, passive=True).message_count
-            except ChannelError:  # Redis keeps no key for an empty queue: nothing waits
+            except ChannelError:  # no such queue yet: nothing waits
                 return 0
     except Exception:  # the broker is down: no figure, not a crash
         return None

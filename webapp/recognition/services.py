@@ -334,11 +334,31 @@ def sweep(now=None, limit: int = 1000) -> dict[str, int]:
     sent_long_ago = Q(status=Job.Status.QUEUED, enqueued_at__lt=requeue_before)
     # A running job whose lease expired is sent again once, unless it was sent since its lease ran out.
     abandoned = expired & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=F("lease_expires_at")) | Q(enqueued_at__lt=requeue_before))
+    if _broker_holds_every_queued_message():
+        sent_long_ago = Q(pk__in=[])  # a backlog, not a loss: sending them again would only add duplicates
     stale = list(Job.objects.filter(never_sent | sent_long_ago | abandoned).order_by("queued_at").values_list("id", flat=True)[:limit])
     requeued = enqueue(stale) if stale else 0
     if failed or requeued:
         log.info("sweep: %d failed after too many attempts, %d re-enqueued", failed, requeued)
     return {"failed": failed, "requeued": requeued}
+
+
+def _broker_holds_every_queued_message() -> bool:
+    """Whether the inference queue holds a message for every queued job that was sent.
+
+    A queued job is sent again after JOB_REQUEUE_AFTER because its message may be lost (a Redis
+    restart keeps none). Under a backlog it is merely waiting: while messages wait and they are
+    as many as such jobs (less those the workers have reserved, one per process at most),
+    nothing was lost. A job whose message alone was lost then waits until the backlog drains
+    (the queue empties), as it would have anyway. With the broker unreachable, the answer is no.
+    """
+    from webapp.recognition.queue_stats import broker_depth, worker_processes
+
+    depth = broker_depth()
+    if not depth:  # unreachable, or nothing waits: a queued job sent long ago lost its message
+        return False
+    sent = Job.objects.filter(status=Job.Status.QUEUED, enqueued_at__isnull=False).count()
+    return depth + worker_processes() >= sent
 
 
 def purge_expired(now=None, chunk: int = 500) -> int:
