@@ -14,7 +14,19 @@ demo_password="${DEMO_PASSWORD:-demo-password}"
 mkdir -p "$VAR_DIR"
 
 deploy/migrate.sh
-token="$(python webapp/manage.py issue_token "$demo_user" --create --password "$demo_password")"
+# The demo user (with its known password) only in the embedded database, or when asked for by
+# name: pointed at a real database, `make run` must not create it there, nor reset the
+# password of a real user who happens to be called "demo".
+if [[ -z "${DATABASE_URL:-}" || -n "${DEMO_USER:-}" ]]; then
+  token="$(python webapp/manage.py issue_token "$demo_user" --create --password "$demo_password")"
+  login="Log in as:  $demo_user / $demo_password
+  API token:  $token"
+  try_token="$token"
+else
+  login="DATABASE_URL is set, so no demo user was made: log in as one of its users, or make one
+  with  python webapp/manage.py issue_token NAME --create --password PASSWORD  (or set DEMO_USER)"
+  try_token="<your token>"
+fi
 
 pids=()
 # Each service in its own process group: Ctrl-C (or a signal to this script's group) reaches
@@ -36,10 +48,9 @@ cat <<INFO
 
   Handwritten arithmetic is running at http://127.0.0.1:$port/
   API docs:   http://127.0.0.1:$port/api/docs/
-  Log in as:  $demo_user / $demo_password
-  API token:  $token
+  $login
 
-  Try:  curl -H "Authorization: Token $token" -F image=@docs/examples/line.png http://127.0.0.1:$port/api/v1/jobs/
+  Try:  curl -H "Authorization: Token $try_token" -F image=@docs/examples/line.png http://127.0.0.1:$port/api/v1/jobs/
 
 INFO
 # Stop everything when any one process stops.
