@@ -99,6 +99,37 @@ def test_a_base64_canvas_in_json_with_a_written_answer_is_checked(stack):
     job = client.wait(response.headers["Location"])
     (line,) = job["result"]["lines"]
     assert (line["expression"], line["value"], line["answer"], line["correct"]) == ("7*8", 56, 54, False)
+    # As the base64 tool prints it, wrapped at 76 columns:
+    wrapped = base64.encodebytes(line_png("6*7", seed=2)).decode()
+    assert "\n" in wrapped
+    response = client.post(stack.api("jobs/"), json={"image_base64": wrapped})
+    assert response.status_code == 202, response.text
+    assert client.wait(response.headers["Location"])["result"]["lines"][0]["value"] == 42
+
+
+def test_an_uploaded_jpeg_is_served_back_as_a_jpeg_to_a_client_that_asks_for_one(stack):
+    import io
+
+    from PIL import Image
+
+    client = stack.client()
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(line_png("6*7", 1))).convert("L").save(buffer, format="JPEG")
+    job_url = client.submit(buffer.getvalue(), name="photo.jpg").headers["Location"]
+    for accept in ("image/jpeg", "image/*", "*/*"):
+        served = client.get(job_url + "image/", headers={"Accept": accept})
+        assert served.status_code == 200 and served.headers["Content-Type"] == "image/jpeg" and served.content == buffer.getvalue()
+    refused = client.get(job_url + "image/", headers={"Accept": "text/html"})
+    assert refused.status_code == 406 and refused.json()["error"]["code"] == "not_acceptable"
+
+
+def test_an_image_over_the_limit_is_refused_naming_the_image_limit(stack):
+    client = stack.client()
+    limit = int(stack.env["MAX_IMAGE_BYTES"])
+    refused = client.submit(line_png("6*7", 1) + b"\0" * limit, name="big.png")
+    assert refused.status_code == 413
+    error = refused.json()["error"]
+    assert (error["code"], error["limit"], error["limit_value"]) == ("file_too_large", "MAX_IMAGE_BYTES", limit)
 
 
 def test_a_jobs_written_out_representation_equals_drfs_generic_one(stack):

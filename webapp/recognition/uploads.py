@@ -38,7 +38,7 @@ class Page:
         return hashlib.sha256(self.data).hexdigest()
 
 
-def _too_large(what: str, size: int, limit: int, setting: str) -> ApiError:
+def too_large(what: str, size: int, limit: int, setting: str) -> ApiError:
     return ApiError(
         ErrorCode.FILE_TOO_LARGE, f"{what} is {size:,} bytes; the limit {setting} is {limit:,}",
         status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, limit=setting, limit_value=limit,
@@ -48,7 +48,7 @@ def _too_large(what: str, size: int, limit: int, setting: str) -> ApiError:
 def check_image(name: str, data: bytes) -> Page:
     """A Page for an image upload, or a typed 4xx naming the rule it breaks."""
     if len(data) > settings.MAX_IMAGE_BYTES:
-        raise _too_large(f"'{name}'", len(data), settings.MAX_IMAGE_BYTES, "MAX_IMAGE_BYTES")
+        raise too_large(f"'{name}'", len(data), settings.MAX_IMAGE_BYTES, "MAX_IMAGE_BYTES")
     if not data:
         raise ApiError(ErrorCode.MISSING_IMAGE, f"'{name}' is empty")
     try:
@@ -100,7 +100,7 @@ def count_pdf_pages(name: str, data: bytes) -> int:
     import pypdfium2
 
     if len(data) > settings.MAX_PDF_BYTES:
-        raise _too_large(f"'{name}'", len(data), settings.MAX_PDF_BYTES, "MAX_PDF_BYTES")
+        raise too_large(f"'{name}'", len(data), settings.MAX_PDF_BYTES, "MAX_PDF_BYTES")
     try:
         document = pypdfium2.PdfDocument(data)
     except pypdfium2.PdfiumError as error:
@@ -148,8 +148,9 @@ def decode_base64_image(text: str) -> bytes:
     """The bytes of a canvas export: a ``data:image/png;base64,...`` URL or bare base64."""
     if text.startswith("data:"):
         _, _, text = text.partition(",")
+    text = "".join(text.split())  # what `base64` prints is wrapped at 76 columns
     if len(text) > settings.MAX_IMAGE_BYTES * 4 // 3 + 8:
-        raise _too_large("image_base64", len(text) * 3 // 4, settings.MAX_IMAGE_BYTES, "MAX_IMAGE_BYTES")
+        raise too_large("image_base64", len(text) * 3 // 4, settings.MAX_IMAGE_BYTES, "MAX_IMAGE_BYTES")
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):

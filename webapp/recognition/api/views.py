@@ -69,6 +69,12 @@ class PNGRenderer(BaseRenderer):
         return data
 
 
+class ImageRenderer(PNGRenderer):
+    """Any image type: an upload is served as it came (PNG, JPEG, WebP, TIFF or a PDF's page)."""
+
+    media_type, format = "image/*", "image"
+
+
 class CSVRenderer(BaseRenderer):
     media_type, format, charset = "text/csv", "csv", "utf-8"
 
@@ -99,13 +105,15 @@ def _check_request_size(request) -> None:
         )
 
 
-def _read(upload) -> tuple[str, bytes]:
-    limit = max(settings.MAX_IMAGE_BYTES, settings.MAX_PDF_BYTES)
+def _read(upload, images_only: bool = False) -> tuple[str, bytes]:
+    """An upload's name and bytes, refused unread when it is over every limit that could apply
+    (a job takes only images; a batch takes PDFs too, checked by content once read)."""
+    if images_only or settings.MAX_IMAGE_BYTES >= settings.MAX_PDF_BYTES:
+        setting, limit = "MAX_IMAGE_BYTES", settings.MAX_IMAGE_BYTES
+    else:
+        setting, limit = "MAX_PDF_BYTES", settings.MAX_PDF_BYTES
     if upload.size > limit:
-        raise ApiError(
-            ErrorCode.FILE_TOO_LARGE, f"'{upload.name}' is {upload.size:,} bytes; the limit is {limit:,}",
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, limit="MAX_PDF_BYTES" if limit == settings.MAX_PDF_BYTES else "MAX_IMAGE_BYTES",
-        )
+        raise uploads.too_large(f"'{upload.name}'", upload.size, limit, setting)
     return upload.name or "upload", upload.read()
 
 
@@ -186,7 +194,7 @@ class JobViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin,
         form = JobCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         if form.validated_data.get("image") is not None:
-            name, data = _read(form.validated_data["image"])
+            name, data = _read(form.validated_data["image"], images_only=True)
         elif form.validated_data.get("image_base64"):
             name, data = "canvas.png", uploads.decode_base64_image(form.validated_data["image_base64"])
         else:
@@ -248,7 +256,7 @@ class JobViewSet(ErrorsAsJSON, mixins.ListModelMixin, mixins.RetrieveModelMixin,
         return response
 
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY, **ERRORS}, description="The image as uploaded.")
-    @action(detail=True, methods=["get"], url_path="image", url_name="image", renderer_classes=[PNGRenderer, JSONRenderer])
+    @action(detail=True, methods=["get"], url_path="image", url_name="image", renderer_classes=[ImageRenderer, JSONRenderer])
     def image(self, request, pk=None):
         job = self.get_object()
         response = FileResponse(_open_stored(job.image.name))
