@@ -204,6 +204,9 @@ def test_the_same_idempotency_key_returns_the_original_job(stack):
     clash = client.submit(line_png("7*8=56", seed=5), headers={"Idempotency-Key": "upload-42"})
     assert clash.status_code == 409 and clash.json()["error"]["code"] == "idempotency_key_reused"
     assert clash.json()["error"]["job"] == first.json()["id"]
+    # The same image sent as another kind of job is another request, not a retry of this one.
+    as_worksheet = client.submit(png, kind="worksheet", headers={"Idempotency-Key": "upload-42"})
+    assert as_worksheet.status_code == 409 and as_worksheet.json()["error"]["code"] == "idempotency_key_reused"
     # Keys belong to a user: another user's same key is a new job.
     assert other.submit(png, headers={"Idempotency-Key": "upload-42"}).json()["id"] != first.json()["id"]
     assert len(client.get(stack.api("jobs/")).json()["results"]) == 1

@@ -25,7 +25,7 @@ class ErrorCode(models.TextChoices):
     REQUEST_TOO_LARGE = "request_too_large", "The whole request is over `MAX_REQUEST_BYTES`."
     TOO_MANY_PIXELS = "too_many_pixels", "An image has more than `MAX_IMAGE_PIXELS` pixels."
     TOO_MANY_PAGES = "too_many_pages", "A batch would hold more than `MAX_PAGES_PER_BATCH` pages."
-    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused", "The `Idempotency-Key` was used in the last 24 h for a different image."
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused", "The `Idempotency-Key` was used in the last 24 h for a different image or kind."
     JOB_NOT_FINISHED = "job_not_finished", "The job has no result yet; poll it until it has finished."
     STEP_NOT_FOUND = "step_not_found", "The job has no step picture of that name, or a link's picture was deleted with its job."
     INVALID_LINK = "invalid_link", "A picture link was altered or cut short; take the links from the job's `steps`."

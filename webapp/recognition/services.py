@@ -59,7 +59,7 @@ def submit_job(owner, page: Page, kind: str, idempotency_key: str | None = None)
     if idempotency_key:
         original = _job_for_key(owner, idempotency_key)
         if original is not None:
-            return _replay(original, page), False
+            return _replay(original, page, kind), False
     job = _new_job(owner, page, kind, idempotency_key=idempotency_key)
     try:
         with transaction.atomic():
@@ -76,7 +76,7 @@ def submit_job(owner, page: Page, kind: str, idempotency_key: str | None = None)
         original = _job_for_key(owner, idempotency_key)
         if original is None:
             raise
-        return _replay(original, page), False
+        return _replay(original, page, kind), False
     except BaseException:
         delete_stored([job.image.name])  # nothing half-stored
         raise
@@ -90,11 +90,12 @@ def _job_for_key(owner, key: str) -> Job | None:
     return Job.objects.filter(owner=owner, idempotency_key=key, queued_at__gte=since).first()
 
 
-def _replay(original: Job, page: Page) -> Job:
-    if original.image_sha256 != page.sha256:
+def _replay(original: Job, page: Page, kind: str) -> Job:
+    if original.image_sha256 != page.sha256 or original.kind != kind:
+        different = "image" if original.image_sha256 != page.sha256 else f"kind ({original.kind}, not {kind})"
         raise ApiError(
             ErrorCode.IDEMPOTENCY_KEY_REUSED,
-            "this Idempotency-Key was used in the last 24 h for a different image",
+            f"this Idempotency-Key was used in the last 24 h for a different {different}",
             status.HTTP_409_CONFLICT, job=str(original.id),
         )
     return original
