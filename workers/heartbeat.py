@@ -17,13 +17,14 @@ _stop = threading.Event()
 
 def _beat(name: str, processes: int) -> None:
     from django.db import connection
-    from django.utils import timezone
+    from django.db.models.functions import Now
 
     from webapp.recognition.models import WorkerHeartbeat
 
     while not _stop.is_set():
         try:
-            WorkerHeartbeat.objects.update_or_create(name=name, defaults={"processes": processes, "seen_at": timezone.now()})
+            # The database's clock, which the healthcheck and the autoscaling figures compare with.
+            WorkerHeartbeat.objects.update_or_create(name=name, defaults={"processes": processes, "seen_at": Now()})
         except Exception:  # the database may be away for a moment; the next beat tries again
             log.warning("worker heartbeat failed", exc_info=True)
         finally:

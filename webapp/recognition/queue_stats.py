@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from django.utils import timezone
 
 from webapp.recognition.models import Job, WorkerHeartbeat
-from webapp.recognition.services import INFERENCE_QUEUE
+from webapp.recognition.services import INFERENCE_QUEUE, database_now
 
 WINDOW = timedelta(minutes=1)
 
@@ -58,12 +57,12 @@ ALIVE = timedelta(seconds=30)  # three missed heartbeats
 
 def worker_processes() -> int:
     """Processes of the worker nodes that sent a heartbeat lately (see workers/heartbeat.py)."""
-    recent = WorkerHeartbeat.objects.filter(seen_at__gte=timezone.now() - ALIVE)
+    recent = WorkerHeartbeat.objects.filter(seen_at__gte=database_now() - ALIVE)  # the clock the heartbeats were written with
     return sum(recent.values_list("processes", flat=True))
 
 
 def collect() -> QueueStats:
-    now = timezone.now()
+    now = database_now()  # the clock jobs' finished_at are written with
     queued = Job.objects.filter(status=Job.Status.QUEUED).count()
     running = Job.objects.filter(status=Job.Status.RUNNING).count()
     finished = Job.objects.filter(finished_at__gte=now - WINDOW).count()

@@ -7,12 +7,12 @@ alive, but of no use, so the orchestrator is told.
 import os
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from models.registry import RegistryError
 from webapp.recognition import model_store
 from webapp.recognition.models import WorkerHeartbeat
 from webapp.recognition.queue_stats import ALIVE
+from webapp.recognition.services import database_now
 
 
 class Command(BaseCommand):
@@ -23,7 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, name, **options):
         beat = WorkerHeartbeat.objects.filter(name=name).first()
-        if beat is None or beat.seen_at < timezone.now() - ALIVE:
+        if beat is None or beat.seen_at < database_now() - ALIVE:
             raise CommandError(f"{name} has sent no heartbeat in the last {int(ALIVE.total_seconds())} s")
         try:
             version = os.environ.get("MODEL_VERSION") or model_store.active_version()
