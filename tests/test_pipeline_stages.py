@@ -328,3 +328,15 @@ def test_the_broken_off_tail_of_a_5_joins_it_and_a_minus_before_it_stays():
     assert len(boxes) == 4, boxes  # 1 - 5 1
     assert boxes[1][0] <= 50 and boxes[1][2] <= 45, boxes  # the minus alone
     assert boxes[2][0] <= 100 and boxes[2][0] + boxes[2][2] >= 160, boxes  # the tail joined the 5
+
+
+def test_a_small_file_of_a_million_dots_is_too_many_symbols_before_each_is_looked_at():
+    # A few kilobytes of PNG can hold a million marks big enough to keep: the count is
+    # checked before anything is built per mark (it used to build a tuple for each).
+    binary = np.zeros((5000, 5000), np.uint8)
+    for dy in range(3):
+        for dx in range(3):
+            binary[dy::5, dx::5] = 255
+    with pytest.raises(RecognitionError) as caught:
+        find_lines(binary)
+    assert caught.value.code == "too_many_symbols" and "1000000 marks" in caught.value.message

@@ -56,9 +56,11 @@ def _union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
 
 
 Box = tuple[int, int, int, int]
+Boxes = dict[int, Box]
+"""The kept components' boxes, by component index."""
 
 
-def _group_box(members: list[int], boxes: list[Box]) -> Box:
+def _group_box(members: list[int], boxes: Boxes) -> Box:
     """The box around a group of components."""
     return _union([boxes[i] for i in members])
 
@@ -84,14 +86,17 @@ def find_lines(binary: np.ndarray) -> list[Line]:
     keep = (sizes >= max(3.0, 0.18 * reference)) & (areas >= 3)
     # What is left of a ruling line is long and flat: far wider than any minus.
     keep &= ~((boxes[:, 2] > 4 * reference) & (boxes[:, 3] < 0.15 * boxes[:, 2]))
-    kept = [i for i in range(count - 1) if keep[i]]
-    # From here on, plain tuples: the merging below reads boxes many times per symbol, and
-    # numpy scalars made that most of a canvas line's segmentation time.
-    boxes = [tuple(int(v) for v in row) for row in boxes]
-    if not kept:
+    # Counted before anything per mark is built: a small image can hold millions of dots.
+    kept_count = int(np.count_nonzero(keep))
+    if kept_count == 0:
         raise RecognitionError("no_symbols", "no symbols found: only specks of noise")
-    if len(kept) > MAX_SYMBOLS_PER_PAGE:
-        raise RecognitionError("too_many_symbols", f"found {len(kept)} marks; a page may hold at most {MAX_SYMBOLS_PER_PAGE}")
+    if kept_count > MAX_SYMBOLS_PER_PAGE:
+        raise RecognitionError("too_many_symbols", f"found {kept_count} marks; a page may hold at most {MAX_SYMBOLS_PER_PAGE}")
+    kept = [int(i) for i in np.nonzero(keep)[0]]
+    # From here on, plain tuples: the merging below reads boxes many times per symbol, and
+    # numpy scalars made that most of a canvas line's segmentation time. Only the kept marks
+    # are read, by their component index.
+    boxes = {index: tuple(int(v) for v in boxes[index]) for index in kept}
 
     bands = _line_bands([boxes[i] for i in kept], binary.shape[0], reference)
     members: list[list[int]] = [[] for _ in bands]
@@ -164,7 +169,7 @@ def _is_top_bar(bar, body) -> bool:
     return bh <= 0.45 * h and y - 0.35 * h <= centre <= y + 0.3 * h and (over or beside)
 
 
-def _merge_stacked(order: list[int], boxes: list[Box]) -> list[list[int]]:
+def _merge_stacked(order: list[int], boxes: Boxes) -> list[list[int]]:
     """Merge components that sit one above the other: they are parts of one symbol
     (the bars of ``=``, the flag and body of a broken ``5``)."""
     groups: list[list[int]] = []
@@ -192,7 +197,7 @@ def _is_flat(box: Box) -> bool:
     return box[3] <= 0.5 * box[2]
 
 
-def _merge_offset_bars(groups: list[list[int]], boxes: list[Box]) -> list[list[int]]:
+def _merge_offset_bars(groups: list[list[int]], boxes: Boxes) -> list[list[int]]:
     """Join two neighbouring lone flat bars, one above the other, that overlap by a third:
     an ``=`` written on a slant. Done after the stacking above, so that the detached top
     bar of a ``7`` or ``5`` has already joined its body and never pairs with a minus."""
@@ -229,7 +234,7 @@ def _gap(a, b) -> float:
     return float(np.hypot(dx, dy))
 
 
-def _merge_fragments(groups: list[list[int]], boxes: list[Box], line_height: float) -> list[list[int]]:
+def _merge_fragments(groups: list[list[int]], boxes: Boxes, line_height: float) -> list[list[int]]:
     """Join each fragment to the nearest whole symbol when it nearly touches it."""
     group_boxes = [_group_box(g, boxes) for g in groups]
     fragments = [i for i, b in enumerate(group_boxes) if _is_fragment(b, line_height)]
@@ -268,7 +273,7 @@ def _is_bottom_hook(piece: Box, body: Box, line_height: float) -> bool:
     )
 
 
-def _merge_bottom_hooks(groups: list[list[int]], boxes: list[Box], line_height: float) -> list[list[int]]:
+def _merge_bottom_hooks(groups: list[list[int]], boxes: Boxes, line_height: float) -> list[list[int]]:
     """Join a broken-off tail to the digit beside it (see :func:`_is_bottom_hook`)."""
     merged = [list(g) for g in groups]
     index = 0
@@ -283,7 +288,7 @@ def _merge_bottom_hooks(groups: list[list[int]], boxes: list[Box], line_height: 
     return merged
 
 
-def _merge_touching_bars(groups: list[list[int]], boxes: list[Box], line_height: float) -> list[list[int]]:
+def _merge_touching_bars(groups: list[list[int]], boxes: Boxes, line_height: float) -> list[list[int]]:
     """Join a flat stroke that touches a neighbour at its own height: a pen lift in the
     bar of a ``+`` or ``=``, or a minus broken in two. Should it really be a minus written too close, the merged
     group is wide and gets split proposals, so the decoder can still read it apart.
@@ -318,7 +323,7 @@ def _piece(mask: np.ndarray, origin: tuple[int, int]) -> Piece | None:
     return Piece((origin[0] + int(x0), origin[1] + int(y0), int(x1 - x0), int(y1 - y0)), mask[y0:y1, x0:x1])
 
 
-def _build_group(members: list[int], boxes: list[Box], labels: np.ndarray, line_height: float) -> Group:
+def _build_group(members: list[int], boxes: Boxes, labels: np.ndarray, line_height: float) -> Group:
     x, y, w, h = _group_box(members, boxes)
     window = labels[y : y + h, x : x + w]
     if len(members) == 1:  # most groups: a plain comparison is far cheaper than isin
