@@ -85,6 +85,7 @@ def _rejected_at_upload(stack, client):
         "a truncated PNG": (lambda: client.submit(line_png("6*7", 1)[:300], name="cut.png"), 400, "corrupt_image"),
         "a decompression bomb": (lambda: client.submit(_bomb(), name="bomb.png"), 413, "too_many_pixels"),
         "a header claiming 50,000×50,000": (lambda: client.submit(_png_header_only(50_000, 50_000), name="huge.png"), 413, "too_many_pixels"),
+        "a strip 50,000×100, under the pixel limit": (lambda: client.submit(_png_header_only(50_000, 100), name="strip.png"), 413, "too_many_pixels"),
         "a 0×0 image": (lambda: client.submit(_png_header_only(0, 0), name="zero.png"), 400, "unsupported_file_type"),
         "a 1×1 image": (lambda: client.submit(png(np.full((1, 1), 255, np.uint8)), name="dot.png"), 400, "image_too_small"),
         "the wrong content type": (lambda: client.post(jobs, data=line_png("6*7", 1), headers={"Content-Type": "image/png"}), 415, "unsupported_media_type"),

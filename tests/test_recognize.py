@@ -72,6 +72,21 @@ def test_a_blank_canvas_is_a_typed_error(classifier):
     assert caught.value.code == "no_symbols"
 
 
+def test_a_long_low_strip_is_read_and_explained_and_a_longer_one_is_refused(classifier):
+    from workers.pipeline.imaging import MAX_SIDE
+
+    ink, _ = render_line("12+3", np.random.default_rng(1), height=60)
+    strip = np.zeros((ink.shape[0], 20_000), np.uint8)  # ink bright: a dark canvas
+    strip[:, : ink.shape[1]] = ink
+    result = recognize(_png(strip), classifier)
+    assert [line.expression for line in result.lines] == ["12+3"]
+    # Its labels are sized to its height, not its length (they grew to 4,000 px once).
+    assert set(explain.explain(result)) == {"binarised", "boxes", "crops", "summary"}
+    with pytest.raises(RecognitionError) as caught:
+        recognize(_png(np.zeros((4, MAX_SIDE + 1), np.uint8)), classifier)
+    assert caught.value.code == "too_many_pixels" and f"{MAX_SIDE:,}" in caught.value.message
+
+
 def test_an_unparsable_line_keeps_its_best_reading(classifier):
     ink, _ = render_line("7+", np.random.default_rng(2), height=64)
     result = recognize(_png(ink), classifier)

@@ -97,8 +97,13 @@ def _run(job_id: str) -> str:
         except RecognitionError as error:
             services.finish_job(claim, record=record(claim.job.source_name, error=error), error=error, model_version=version)
             return "failed"
-        pictures = explain.explain(result)
-        sheet = explain.symbol_sheet(result)
+        try:
+            pictures, sheet = explain.explain(result), explain.symbol_sheet(result)
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:  # noqa: BLE001 - the pictures illustrate the reading; they must never cost it
+            log.exception("the step pictures could not be drawn; the result is kept without them")
+            pictures, sheet = {}, None
         elapsed_ms = int((time.monotonic() - started) * 1000)
         saved = services.finish_job(
             claim, record=record(claim.job.source_name, result), error=result.error, model_version=version,

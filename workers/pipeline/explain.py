@@ -75,7 +75,9 @@ def boxes(result) -> bytes:
     canvas = Image.fromarray(((255 - ink.astype(np.uint16)) * (GREY_LEVELS - 1) // 255).astype(np.uint8))
     canvas.putpalette(_PALETTE)  # an L image with a palette is a P image
     draw = ImageDraw.Draw(canvas)
-    scale = max(1, max(canvas.size) // 600)
+    # Labels grow with the page, so they stay legible on a 300 dpi scan; but never past a
+    # fraction of the short side (a long, low strip would get letters taller than itself).
+    scale = max(1, min(max(canvas.size) // 600, min(canvas.size) // 60))
     for number, line in enumerate(result.lines):
         colour = _COLOUR_INDEX[LINE_COLOURS[number % len(LINE_COLOURS)]]
         x, y, w, h = line.box

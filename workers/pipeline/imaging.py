@@ -18,6 +18,10 @@ from workers.pipeline.errors import RecognitionError
 
 MAX_PIXELS = 40_000_000
 """About an A4 page at 600 dpi; larger images are refused before decoding."""
+MAX_SIDE = 40_000
+"""The longest side: an A3 page at 600 dpi is under 10,000, a line of 200 symbols drawn 64 px
+high about 20,000. A strip of 40 million pixels by one, within MAX_PIXELS, took the page
+clean-up minutes (labelling a one-pixel column grows faster than its pixels)."""
 
 
 def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -41,6 +45,8 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise RecognitionError(
             "too_many_pixels", f"the image has {width * height:,} pixels; the limit is {max_pixels:,}"
         )
+    if max(width, height) > MAX_SIDE:
+        raise RecognitionError("too_many_pixels", f"the image is {width:,}×{height:,} pixels; a side may be at most {MAX_SIDE:,}")
     try:
         image.load()
     except (OSError, SyntaxError, ValueError, struct.error) as error:
