@@ -89,3 +89,12 @@ def test_default_beam_always_returns_grammatical_text(columns):
     if reading is not None:
         assert accepts(reading.text)
         assert len(reading.edges) == len(reading.probabilities) == len(reading.text)
+
+
+def test_near_ties_that_die_at_the_end_of_a_long_line_do_not_crowd_out_the_reading():
+    # Each '-' after '*' also looks like '(' (0.45 against 0.5), and a sign after an operator
+    # costs a prior, so every unclosed-'(' variant outscores the one reading that parses. There
+    # are 2^15 of them; the beam keeps the best hypothesis per grammar state and last symbol.
+    columns = [[("1", 0.99)], [("*", 0.99)], [("-", 0.5), ("(", 0.45)]] * 15 + [[("1", 0.99)]]
+    reading = decode(_chain(columns), len(columns) + 1)
+    assert reading is not None and reading.text == "1*-" * 15 + "1"

@@ -133,8 +133,12 @@ def decode(edges: list[Edge], node_count: int, beam_width: int = 64, top_k: int 
                         + transition_cost(hypothesis.text[-1:], symbol, grammar.is_right_side(hypothesis.state))
                     )
                     text = hypothesis.text + symbol
-                    # Hypotheses with the same text and state are interchangeable: keep the best.
-                    key = (text, state)
+                    # What a hypothesis can still become, and at what cost, depends only on its
+                    # grammar state and its last symbol (the prior looks one symbol back): of those
+                    # that share both, only the best can win, so it alone is kept (Viterbi). Without
+                    # this, near-ties that die at the end of the line (a run of '-' that also look
+                    # like '(') filled the beam and lost the only readings that parse.
+                    key = (symbol, state)
                     bucket = beams.setdefault(edge.end, {})
                     if key not in bucket or bucket[key].score < score:
                         bucket[key] = _Hypothesis(

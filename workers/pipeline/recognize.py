@@ -138,6 +138,10 @@ def _with_candidates(edges: list[decoder.Edge], probabilities: np.ndarray) -> li
     ]
 
 
+WIDE_BEAM = 1024
+"""The beam for a line the usual one found no reading of."""
+
+
 def read_line(edges: list[decoder.Edge], node_count: int, pieces: list[Piece], probabilities: np.ndarray, batch: np.ndarray, box) -> LineResult:
     """Decode one line's lattice; ``pieces``, ``probabilities`` and ``batch`` are the page's, by crop index."""
 
@@ -149,13 +153,16 @@ def read_line(edges: list[decoder.Edge], node_count: int, pieces: list[Piece], p
 
     reading = decoder.decode(edges, node_count)
     if reading is None:
+        # The beam can lose every reading that parses to near-ties that die at the end of the
+        # line (a run of '-' that look like '(' too): a wide one, on this rare path, keeps them.
+        reading = decoder.decode(edges, node_count, beam_width=WIDE_BEAM)
+    if reading is None:
         greedy = decoder.greedy_reading(edges, node_count)
         try:
             grammar.parse_line(greedy.text)
-            error = RecognitionError("unparsable_expression", "the symbols do not form an expression", best_reading=greedy.text)
-        except RecognitionError as caught:
-            error = caught
-        return LineResult(box, greedy.text, None, None, "=" in greedy.text, None, greedy.probability, symbols_of(greedy), error)
+            reading = greedy  # each symbol's best class forms an expression after all
+        except RecognitionError as error:
+            return LineResult(box, greedy.text, None, None, "=" in greedy.text, None, greedy.probability, symbols_of(greedy), error)
     try:
         parsed = grammar.parse_line(reading.text)
     except RecognitionError as error:
