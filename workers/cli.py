@@ -6,8 +6,9 @@ With --json it prints ONE JSON array, one record per input file in input order:
 {"file", "lines": [{"expression", "value", "answer", "correct", "confidence",
 "symbols": [{"box", "top3"}]}], "error": {"code", "message", "best_reading", "position"} | null}.
 One bad file never stops the others; the exit code is 1 when any file failed,
-and it is set only after every file is printed. A model that answers NaN (``ModelFault``)
-is no file's fault and makes every reading untrustworthy: the CLI stops with exit code 2.
+and it is set only after every file is printed. A model that cannot be loaded, or that
+answers NaN (``ModelFault``), is no file's fault and makes every reading untrustworthy: the
+CLI stops with exit code 2 and says why on stderr.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from models.registry import RegistryError
 from workers.pipeline.classify import ModelFault
 from workers.pipeline.errors import RecognitionError
 
@@ -55,11 +57,16 @@ def _solve(path: Path, classifier, explain_dir: Path | None) -> dict:
 
 def _explain_folders(paths: list[Path], root: Path) -> list[Path]:
     """DIR/<image name>/ for each input; a name met again (a/p.png and b/p.png, or p.png and
-    p.jpg) gets -2, -3, ... so that no file's pictures overwrite another's."""
-    folders, seen = [], {}
+    p.jpg) gets the next free -2, -3, ... so that no file's pictures overwrite another's (not
+    even those of an input named p-2.png)."""
+    folders, used = [], set()
     for path in paths:
-        seen[path.stem] = seen.get(path.stem, 0) + 1
-        folders.append(root / (path.stem if seen[path.stem] == 1 else f"{path.stem}-{seen[path.stem]}"))
+        name, number = path.stem, 1
+        while name in used:
+            number += 1
+            name = f"{path.stem}-{number}"
+        used.add(name)
+        folders.append(root / name)
     return folders
 
 
@@ -88,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     solve.add_argument("--model", help="model version (default: ACTIVE)")
     solve.add_argument("--threads", type=int, default=1, help="TensorFlow threads (default 1)")
     args = parser.parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # a file name that is not valid UTF-8 is printed escaped
+        sys.stdout.reconfigure(errors="backslashreplace")
 
     from workers.pipeline.classify import SymbolClassifier
 
@@ -95,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     folders = _explain_folders(args.images, args.explain) if args.explain else [None] * len(args.images)
     try:
         classifier = SymbolClassifier(args.model, threads=args.threads)
+    except (RegistryError, OSError, ValueError) as error:  # no such version, unreadable files, other classes
+        print(f"error: no model to read with: {error}", file=sys.stderr)
+        return 2
+    try:
         for path, folder in zip(args.images, folders):
             record = solve_file(path, classifier, folder)
             records.append(record)
@@ -104,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {fault}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(records, ensure_ascii=False, indent=1))
+        # ASCII escapes: a file name that is not valid UTF-8 (kept by Python as surrogates) must
+        # not stop the array from being printed.
+        print(json.dumps(records, indent=1))
     return 1 if any(r["error"] for r in records) else 0
 
 
