@@ -65,6 +65,10 @@ def test_limits_are_typed_errors():
         parse_line("9" * 60 + "*" + "9" * 60)
     assert caught.value.code == "value_too_large"
     assert parse_line("1" + "0" * 100).value == MAX_MAGNITUDE
+    for written, position in (("1" + "0" * 101 + "*0", 0), ("2=" + "9" * 101, 2)):  # too large as written, whatever the result
+        with pytest.raises(RecognitionError) as caught:
+            parse_line(written)
+        assert caught.value.code == "value_too_large" and caught.value.position == position
     with pytest.raises(RecognitionError) as caught:
         parse_line("1+" * 100 + "1")
     assert caught.value.code == "too_many_symbols"

@@ -89,7 +89,12 @@ class _Parser:
         if start == self.pos:
             found = repr(self.peek()) if self.peek() else "the end"
             raise self.fail(f"expected a number or '(' at symbol {self.pos + 1}, found {found}")
-        return int(self.text[start : self.pos])
+        value = int(self.text[start : self.pos])
+        if value > MAX_MAGNITUDE:  # as written: a result (10^101 × 0, say) may not show it
+            raise RecognitionError(
+                "value_too_large", f"the number at symbol {start + 1} exceeds 10^100", position=start, best_reading=self.text,
+            )
+        return value
 
     def primary(self) -> int:
         if self.peek() == "(":
