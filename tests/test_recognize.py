@@ -94,6 +94,11 @@ def test_an_unparsable_line_keeps_its_best_reading(classifier):
     assert error is not None and error.code == "unparsable_expression"
     assert error.best_reading == "7+" and error.position == 2
     assert result.as_dict()["error"]["best_reading"] == "7+"
+    # With an '=', the fields keep their meaning: the left-hand side, and the written answer apart.
+    ink, _ = render_line("8*=56", np.random.default_rng(2), height=64)
+    (line,) = recognize(_png(ink), classifier).lines
+    assert line.error.code == "unparsable_expression" and line.error.best_reading == "8*=56"
+    assert (line.expression, line.answer_expression, line.has_equals, line.value) == ("8*", "56", True, None)
 
 
 def test_litert_serves_the_same_probabilities_as_the_tensorflow_graph(classifier):

@@ -76,7 +76,7 @@ def _human(record: dict) -> str:
     out = [f"{record['file']}:"]
     for number, line in enumerate(record["lines"], 1):
         if line["error"]:
-            out.append(f"  {number}. {line['expression']}  ? {line['error']['message']}")
+            out.append(f"  {number}. {line['error'].get('best_reading') or line['expression']}  ? {line['error']['message']}")
             continue
         text = f"  {number}. {line['expression']} = {line['value']}"
         if line["answer"] is not None:

@@ -115,7 +115,8 @@ def summary(result) -> bytes:
     texts = []
     for number, line in enumerate(result.lines):
         if line.error is not None:
-            texts.append((f"{number + 1}.  {_shown(line.expression or '')}   ?  {line.error.message}", (180, 0, 0)))
+            seen = line.error.best_reading or line.expression or ""
+            texts.append((f"{number + 1}.  {_shown(seen)}   ?  {line.error.message}", (180, 0, 0)))
             continue
         text = f"{number + 1}.  {_shown(line.expression)} = {line.value}"
         colour = (0, 0, 0)

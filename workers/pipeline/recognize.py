@@ -162,15 +162,24 @@ def read_line(edges: list[decoder.Edge], node_count: int, pieces: list[Piece], p
             grammar.parse_line(greedy.text)
             reading = greedy  # each symbol's best class forms an expression after all
         except RecognitionError as error:
-            return LineResult(box, greedy.text, None, None, "=" in greedy.text, None, greedy.probability, symbols_of(greedy), error)
+            return _failed_line(box, greedy, symbols_of(greedy), error)
     try:
         parsed = grammar.parse_line(reading.text)
     except RecognitionError as error:
-        return LineResult(box, reading.text, None, None, "=" in reading.text, None, reading.probability, symbols_of(reading), error)
+        return _failed_line(box, reading, symbols_of(reading), error)
     return LineResult(
         box, parsed.expression, parsed.value, parsed.answer, parsed.has_equals, parsed.correct,
         reading.probability, symbols_of(reading), answer_expression=parsed.answer_expression,
     )
+
+
+def _failed_line(box, reading: decoder.Reading, symbols: list[SymbolResult], error: RecognitionError) -> LineResult:
+    """A line that does not evaluate: as everywhere, ``expression`` is what stands left of the
+    first '=' and ``answer_expression`` what stands right of it; the whole reading is the
+    error's ``best_reading``."""
+    left, equals, right = reading.text.partition("=")
+    return LineResult(box, left, None, None, bool(equals), None, reading.probability, symbols, error,
+                      answer_expression=right if equals else None)
 
 
 def recognize_ink(ink: np.ndarray, classifier) -> PageResult:
