@@ -340,3 +340,14 @@ def test_a_small_file_of_a_million_dots_is_too_many_symbols_before_each_is_looke
     with pytest.raises(RecognitionError) as caught:
         find_lines(binary)
     assert caught.value.code == "too_many_symbols" and "1000000 marks" in caught.value.message
+
+
+def test_a_tall_page_of_1990_one_symbol_lines_gives_1990_lines_in_order():
+    binary = np.zeros((1990 * 30 + 40, 100), np.uint8)
+    for line in range(1990):
+        top = 20 + line * 30
+        binary[top : top + 12, 20 + (line % 7) * 8 : 30 + (line % 7) * 8] = 255
+    lines = find_lines(binary)
+    assert len(lines) == 1990
+    assert [line.box[1] for line in lines] == [20 + n * 30 for n in range(1990)]
+    assert all(len(line.groups) == 1 for line in lines)

@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 import cv2
@@ -100,12 +101,20 @@ def find_lines(binary: np.ndarray) -> list[Line]:
 
     bands = _line_bands([boxes[i] for i in kept], binary.shape[0], reference)
     members: list[list[int]] = [[] for _ in bands]
+    starts = [band[0] for band in bands]  # the bands are disjoint and in order down the page
+
+    def distance(band: int, centre: float) -> float:
+        return max(0.0, bands[band][0] - centre, centre - bands[band][1])
+
     for index in kept:
         x, y, w, h = boxes[index]
         centre = y + h / 2
-        # The band holding the centre, or failing that the closest one.
-        nearest = min(range(len(bands)), key=lambda b: max(0.0, bands[b][0] - centre, centre - bands[b][1]))
-        members[nearest].append(index)
+        # The band holding the centre, or failing that the closest one: the band that starts
+        # last at or above the centre, or the next one (a search, not a scan: a page may
+        # hold 2,000 marks on as many lines).
+        above = bisect.bisect_right(starts, centre) - 1
+        candidates = [b for b in (above, above + 1) if 0 <= b < len(bands)]
+        members[min(candidates, key=lambda b: distance(b, centre))].append(index)
 
     lines = []
     for band_members in members:
