@@ -88,11 +88,23 @@ class Reading:
 
 @dataclass(order=True)
 class _Hypothesis:
+    """A partial reading, as its last step and a pointer to the rest: copying the whole text
+    and edge list into every extension made a long line's decoding quadratic."""
+
     score: float
-    text: str = field(compare=False)
+    symbol: str = field(compare=False)  # the last symbol read ("" at the start)
     state: tuple = field(compare=False)
-    edges: tuple = field(compare=False, default=())
-    probabilities: tuple = field(compare=False, default=())
+    parent: _Hypothesis | None = field(compare=False, default=None)
+    edge: Edge | None = field(compare=False, default=None)
+    probability: float = field(compare=False, default=1.0)
+
+    def steps(self) -> list[_Hypothesis]:
+        """The hypotheses from the first symbol to this one."""
+        steps, step = [], self
+        while step.parent is not None:
+            steps.append(step)
+            step = step.parent
+        return steps[::-1]
 
 
 def _log_sum(probabilities) -> float:
@@ -130,9 +142,8 @@ def decode(edges: list[Edge], node_count: int, beam_width: int = 64, top_k: int 
                         hypothesis.score
                         + math.log(max(probability, _FLOOR))
                         + edge.penalty
-                        + transition_cost(hypothesis.text[-1:], symbol, grammar.is_right_side(hypothesis.state))
+                        + transition_cost(hypothesis.symbol, symbol, grammar.is_right_side(hypothesis.state))
                     )
-                    text = hypothesis.text + symbol
                     # What a hypothesis can still become, and at what cost, depends only on its
                     # grammar state and its last symbol (the prior looks one symbol back): of those
                     # that share both, only the best can win, so it alone is kept (Viterbi). Without
@@ -141,12 +152,12 @@ def decode(edges: list[Edge], node_count: int, beam_width: int = 64, top_k: int 
                     key = (symbol, state)
                     bucket = beams.setdefault(edge.end, {})
                     if key not in bucket or bucket[key].score < score:
-                        bucket[key] = _Hypothesis(
-                            score, text, state, hypothesis.edges + (edge,), hypothesis.probabilities + (probability,)
-                        )
+                        bucket[key] = _Hypothesis(score, symbol, state, hypothesis, edge, probability)
     finals = [h for h in beams.get(node_count - 1, {}).values() if grammar.is_complete(h.state)]
     if not finals:
         return None
     best = max(finals)
-    log_p = _log_sum(best.probabilities) + sum(edge.penalty for edge in best.edges)
-    return Reading(best.text, log_p, best.edges, best.probabilities, best.score)
+    steps = best.steps()
+    edges, probabilities = tuple(step.edge for step in steps), tuple(step.probability for step in steps)
+    log_p = _log_sum(probabilities) + sum(edge.penalty for edge in edges)
+    return Reading("".join(step.symbol for step in steps), log_p, edges, probabilities, best.score)
