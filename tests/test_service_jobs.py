@@ -206,6 +206,39 @@ def test_jobs_older_than_the_retention_period_are_purged_with_their_files(stack)
     wait_until(lambda: not any(path.exists() for path in files), 10, what="the files to go")
 
 
+def test_files_whose_job_is_gone_are_deleted_by_the_purge_once_they_are_an_hour_old(stack):
+    # As a delete whose storage failed after the row went leaves them (S3 unreachable, say).
+    import time
+
+    from webapp.recognition import services
+
+    client = stack.client()
+    kept = client.wait(client.submit(line_png("6*7", 3)).headers["Location"])
+    media = Path(stack.env["MEDIA_ROOT"])
+    old, fresh = uuid.uuid4(), uuid.uuid4()
+    orphans = [media / "jobs" / str(old) / "input.png", media / "jobs" / str(old) / "abc123" / "boxes.png",
+               media / "corrections" / str(old) / "line0-1.png"]
+    young = media / "jobs" / str(fresh) / "input.png"  # an upload whose row is not committed yet
+    not_a_job = media / "jobs" / "notes" / "readme.txt"
+    hour_ago = time.time() - 3700
+    live = [path for path in (media / "jobs" / kept["id"]).rglob("*") if path.is_file()]
+    assert live
+    for path in live:
+        os.utime(path, (hour_ago, hour_ago))
+    for path in [*orphans, young, not_a_job]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+        if path != young:
+            os.utime(path, (hour_ago, hour_ago))
+    services.purge_expired()
+    assert not any(path.exists() for path in orphans)
+    assert young.exists() and not_a_job.exists()
+    assert all(path.exists() for path in live)  # a job's files, however old, stay while the job does
+    assert client.get(stack.api(f"jobs/{kept['id']}/image/")).status_code == 200
+    young.unlink()
+    not_a_job.unlink()
+
+
 def test_make_run_serves_a_job_end_to_end_with_no_servers(tmp_path):
     """The embedded default: SQLite, the filesystem broker and a file cache, all under VAR_DIR."""
     port = free_port()

@@ -373,7 +373,57 @@ def purge_expired(now=None, chunk: int = 500) -> int:
         with transaction.atomic():
             deleted += Job.objects.filter(pk__in=ids).delete()[1].get("recognition.Job", 0)
     Batch.objects.filter(created_at__lt=cutoff, jobs__isnull=True).delete()
+    delete_orphaned_files()
     return deleted
+
+
+STORED_FOLDERS = ("jobs", "corrections")
+"""Where files live, each under its job's id (jobs/<id>/..., corrections/<id>/...)."""
+ORPHAN_MIN_AGE = timedelta(hours=1)
+"""An upload's file is stored just before its job's row is committed: younger files are left alone."""
+
+
+def delete_orphaned_files(now=None) -> int:
+    """Delete stored files whose job is gone, and return how many.
+
+    A job's files are deleted after its row, once the transaction commits; should the storage
+    fail then (S3 unreachable), they would outlive the job that promised them gone. Run with
+    the retention purge, this finds them later: folders named for a job id with no row, all of
+    whose files are older than ORPHAN_MIN_AGE.
+    """
+    now = now or timezone.now()
+    removed = 0
+    for top in STORED_FOLDERS:
+        try:
+            folders, _ = default_storage.listdir(top)
+        except (FileNotFoundError, NotImplementedError):
+            continue
+        ids = {}
+        for name in folders:
+            try:
+                ids[uuid.UUID(name)] = name
+            except ValueError:
+                continue  # not a job's folder: never ours to delete
+        existing = set()
+        id_list = list(ids)
+        for start in range(0, len(id_list), 1000):
+            existing.update(Job.objects.filter(pk__in=id_list[start : start + 1000]).values_list("id", flat=True))
+        for job_id in ids.keys() - existing:
+            files = _files_under(f"{top}/{ids[job_id]}")
+            if files and all(now - default_storage.get_modified_time(path) >= ORPHAN_MIN_AGE for path in files):
+                delete_stored(files)
+                removed += len(files)
+    if removed:
+        log.warning("deleted %d stored files whose job was gone", removed)
+    return removed
+
+
+def _files_under(folder: str) -> list[str]:
+    folders, files = default_storage.listdir(folder)
+    found = [f"{folder}/{name}" for name in files]
+    for name in folders:
+        found += _files_under(f"{folder}/{name}")
+    return found
 
 
 # --- deleting (called by the API) ---------------------------------------------------------------
