@@ -93,7 +93,7 @@ def _run(job_id: str) -> str:
         if settings.RECOGNITION_TEST_DELAY_S:
             time.sleep(settings.RECOGNITION_TEST_DELAY_S)  # fault tests only; refused by production settings
         try:
-            result = recognize(data, classifier, max_pixels=settings.MAX_IMAGE_PIXELS)
+            result = recognize(data, classifier, max_pixels=settings.MAX_IMAGE_PIXELS, max_side=settings.MAX_IMAGE_SIDE)
         except RecognitionError as error:
             services.finish_job(claim, record=record(claim.job.source_name, error=error), error=error, model_version=version)
             return "failed"

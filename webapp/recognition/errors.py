@@ -23,7 +23,7 @@ class ErrorCode(models.TextChoices):
     INVALID_PDF = "invalid_pdf", "The PDF could not be opened or has no pages."
     FILE_TOO_LARGE = "file_too_large", "A file is over `MAX_IMAGE_BYTES` (images) or `MAX_PDF_BYTES` (PDFs)."
     REQUEST_TOO_LARGE = "request_too_large", "The whole request is over `MAX_REQUEST_BYTES`."
-    TOO_MANY_PIXELS = "too_many_pixels", "An image has more than `MAX_IMAGE_PIXELS` pixels, or a side longer than `MAX_SIDE` (40,000)."
+    TOO_MANY_PIXELS = "too_many_pixels", "An image has more than `MAX_IMAGE_PIXELS` pixels, or a side longer than `MAX_IMAGE_SIDE`."
     TOO_MANY_PAGES = "too_many_pages", "A batch would hold more than `MAX_PAGES_PER_BATCH` pages."
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused", "The `Idempotency-Key` was used in the last 24 h for a different image or kind."
     JOB_NOT_FINISHED = "job_not_finished", "The job has no result yet; poll it until it has finished."

@@ -17,7 +17,6 @@ from PIL import Image
 from rest_framework import status
 
 from webapp.recognition.errors import ApiError, ErrorCode
-from workers.pipeline.imaging import MAX_SIDE
 
 IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "TIFF": ".tif"}
 
@@ -66,10 +65,10 @@ def check_image(name: str, data: bytes) -> Page:
         raise ApiError(ErrorCode.UNSUPPORTED_FILE_TYPE, f"'{name}' is a {fmt} image; send PNG, JPEG, WebP or TIFF")
     if width * height > settings.MAX_IMAGE_PIXELS:
         raise _too_many_pixels(name, width * height)
-    if max(width, height) > MAX_SIDE:
+    if max(width, height) > settings.MAX_IMAGE_SIDE:
         raise ApiError(
-            ErrorCode.TOO_MANY_PIXELS, f"'{name}' is {width:,}×{height:,} pixels; a side may be at most {MAX_SIDE:,}",
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, limit="MAX_SIDE", limit_value=MAX_SIDE,
+            ErrorCode.TOO_MANY_PIXELS, f"'{name}' is {width:,}×{height:,} pixels; MAX_IMAGE_SIDE is {settings.MAX_IMAGE_SIDE:,}",
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, limit="MAX_IMAGE_SIDE", limit_value=settings.MAX_IMAGE_SIDE,
         )
     if min(width, height) < settings.MIN_IMAGE_SIDE:
         raise ApiError(

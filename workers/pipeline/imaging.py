@@ -24,7 +24,7 @@ high about 20,000. A strip of 40 million pixels by one, within MAX_PIXELS, took 
 clean-up minutes (labelling a one-pixel column grows faster than its pixels)."""
 
 
-def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, max_side: int = MAX_SIDE) -> np.ndarray:
     """Return a uint8 image with the ink bright on a dark background."""
     if not data:
         raise RecognitionError("not_an_image", "the upload is empty")
@@ -45,8 +45,8 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise RecognitionError(
             "too_many_pixels", f"the image has {width * height:,} pixels; the limit is {max_pixels:,}"
         )
-    if max(width, height) > MAX_SIDE:
-        raise RecognitionError("too_many_pixels", f"the image is {width:,}×{height:,} pixels; a side may be at most {MAX_SIDE:,}")
+    if max(width, height) > max_side:
+        raise RecognitionError("too_many_pixels", f"the image is {width:,}×{height:,} pixels; a side may be at most {max_side:,}")
     try:
         image.load()
     except (OSError, SyntaxError, ValueError, struct.error) as error:

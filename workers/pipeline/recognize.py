@@ -206,9 +206,10 @@ def recognize_ink(ink: np.ndarray, classifier) -> PageResult:
     return PageResult(lines, getattr(classifier, "version", None), ink, page)
 
 
-def recognize(data: bytes, classifier, max_pixels: int | None = None) -> PageResult:
-    """Recognise an encoded image (PNG, JPEG, WebP, TIFF)."""
-    ink = decode_image(data) if max_pixels is None else decode_image(data, max_pixels)
+def recognize(data: bytes, classifier, max_pixels: int | None = None, max_side: int | None = None) -> PageResult:
+    """Recognise an encoded image (PNG, JPEG, WebP, TIFF); the limits default to imaging's."""
+    limits = {name: value for name, value in (("max_pixels", max_pixels), ("max_side", max_side)) if value is not None}
+    ink = decode_image(data, **limits)
     return recognize_ink(ink, classifier)
 
 
