@@ -230,8 +230,16 @@ def test_files_whose_job_is_gone_are_deleted_by_the_purge_once_they_are_an_hour_
         path.write_bytes(b"x")
         if path != young:
             os.utime(path, (hour_ago, hour_ago))
+    emptied = media / "jobs" / str(uuid.uuid4()) / "abc123"  # a deleted job's folders, their files gone an hour ago
+    emptied.mkdir(parents=True)
+    new_folder = media / "jobs" / str(uuid.uuid4())  # an upload's folder, its file not written yet
+    new_folder.mkdir()
+    for folder in (emptied, emptied.parent):
+        os.utime(folder, (hour_ago, hour_ago))
     services.purge_expired()
     assert not any(path.exists() for path in orphans)
+    assert not emptied.parent.exists() and new_folder.exists()  # old empty folders go, a fresh one stays
+    new_folder.rmdir()
     assert young.exists() and not_a_job.exists()
     assert all(path.exists() for path in live)  # a job's files, however old, stay while the job does
     assert client.get(stack.api(f"jobs/{kept['id']}/image/")).status_code == 200

@@ -16,6 +16,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -409,13 +410,39 @@ def delete_orphaned_files(now=None) -> int:
         for start in range(0, len(id_list), 1000):
             existing.update(Job.objects.filter(pk__in=id_list[start : start + 1000]).values_list("id", flat=True))
         for job_id in ids.keys() - existing:
-            files = _files_under(f"{top}/{ids[job_id]}")
+            folder = f"{top}/{ids[job_id]}"
+            files = _files_under(folder)
             if files and all(now - default_storage.get_modified_time(path) >= ORPHAN_MIN_AGE for path in files):
                 delete_stored(files)
                 removed += len(files)
+                files = []
+            if not files:
+                _remove_empty_folders(folder, now)
     if removed:
         log.warning("deleted %d stored files whose job was gone", removed)
     return removed
+
+
+def _remove_empty_folders(folder: str, now) -> None:
+    """On a filesystem, the folders a deleted job's files left behind (S3 has no folders).
+    Only those untouched for ORPHAN_MIN_AGE: an upload makes its folder a moment before it
+    writes its file."""
+    try:
+        root = Path(default_storage.path(folder))
+    except NotImplementedError:
+        return
+    oldest_allowed = (now - ORPHAN_MIN_AGE).timestamp()
+    try:
+        # Ages read before any removal: removing a folder touches its parent's.
+        ages = {path: path.stat().st_mtime for path in [root, *root.rglob("*")]}
+    except OSError:
+        return
+    for path in sorted(ages, key=lambda p: len(p.parts), reverse=True):
+        try:
+            if ages[path] <= oldest_allowed:
+                path.rmdir()  # fails, and is left, unless empty
+        except OSError:
+            pass
 
 
 def _files_under(folder: str) -> list[str]:
