@@ -47,6 +47,40 @@ def test_truncated_idx_is_refused(tmp_path):
         mnist.read_idx(path)
 
 
+@pytest.mark.parametrize("problem, arrays, message", [
+    ("a label short", dict(y_train=np.arange(5) % 10), "6 images but 5 labels"),
+    ("one-hot labels", dict(y_train=np.eye(10)[np.arange(6) % 10]), "one digit each"),
+    ("a label that is no digit", dict(y_test=np.array([1, 2, 3, 12])), "labels must be integers 0-9"),
+    ("flat images", dict(x_train=np.zeros((6, 784))), "N×28×28"),
+])
+def test_digits_that_do_not_match_their_labels_are_refused_by_name(tmp_path, problem, arrays, message):
+    # Loaded as they were, the labels would have been paired with the wrong images, or
+    # training would have failed far from the cause.
+    rng = np.random.default_rng(0)
+    good = dict(x_train=rng.integers(0, 256, (6, 28, 28)), y_train=np.arange(6) % 10,
+                x_test=rng.integers(0, 256, (4, 28, 28)), y_test=np.arange(4))
+    np.savez(tmp_path / "mnist.npz", **{**good, **arrays})
+    with pytest.raises(ValueError, match=message):
+        mnist.load_digits(tmp_path / "mnist.npz")
+
+
+def test_float_digits_in_0_1_are_scaled_not_zeroed(tmp_path):
+    rng = np.random.default_rng(0)
+    x_train = rng.integers(0, 256, (6, 28, 28)).astype(np.uint8)
+    np.savez(tmp_path / "mnist.npz", x_train=x_train / 255.0, y_train=np.arange(6), x_test=x_train[:2] / 255.0, y_test=np.arange(2))
+    images, _ = mnist.load_digits(tmp_path / "mnist.npz")
+    np.testing.assert_array_equal(images[:6], x_train)
+
+
+@pytest.mark.parametrize("content, message", [(b"", "too short"), (gzip.compress(b"\0\0\x08\x03" + b"\0" * 40)[:-9], "cut-short")])
+def test_an_empty_or_cut_short_idx_file_is_refused_naming_it(tmp_path, content, message):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message) as caught:
+        mnist.read_idx(path)
+    assert str(path) in str(caught.value)
+
+
 def _write_full_mnist(folder, rng, n_train=60, n_test=20):
     """A tiny stand-in for full MNIST in both formats: every digit unique, every class in both sets."""
     images = rng.integers(0, 256, (n_train + n_test, 28, 28)).astype(np.uint8)

