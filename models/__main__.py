@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
                 pass
             for version in registry.list_versions(root):
                 metrics = registry.describe(version, root)["metrics"] or {}
-                held_out = metrics.get("test", {}).get("mnist_accuracy")
-                real = metrics.get("real_handwriting", {}).get("report", {}).get("all")
+                held_out = (metrics.get("test") or {}).get("mnist_accuracy")
+                real = ((metrics.get("real_handwriting") or {}).get("report") or {}).get("all")
                 figures = []
                 if held_out is not None:
                     figures.append(f"mnist-test {held_out:.4f}")
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ACTIVE rolled back to {registry.rollback()}")
         elif args.command == "history":
             for entry in registry.history():
-                print(f"{entry['at']}  {entry['action']:<8} {entry['previous'] or '(none)'} -> {entry['version']}")
+                print(f"{entry.get('at', '?')}  {entry['action']:<8} {entry.get('previous') or '(none)'} -> {entry['version']}")
     except registry.RegistryError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -42,7 +42,8 @@ class RegistryError(Exception):
 
 
 def models_dir() -> Path:
-    return Path(os.environ.get("MODELS_DIR", Path(__file__).resolve().parent))
+    # An empty MODELS_DIR is unset, not the current folder.
+    return Path(os.environ.get("MODELS_DIR") or Path(__file__).resolve().parent)
 
 
 def list_versions(root: Path | None = None) -> list[str]:
@@ -59,8 +60,18 @@ def list_versions(root: Path | None = None) -> list[str]:
 
 
 def next_version_name(root: Path | None = None) -> str:
+    """After every version there is or ever was: a folder, ACTIVE or any name in HISTORY. A
+    deleted version's name is never given again, so HISTORY and every job's recorded version
+    keep meaning one model."""
     root = root or models_dir()
     taken = [int(p.name[1:]) for p in root.iterdir() if p.is_dir() and VERSION_PATTERN.match(p.name)] if root.is_dir() else []
+    named = [_current(root)] if root.is_dir() else []
+    try:
+        for entry in history(root):
+            named += [entry.get("version"), entry.get("previous")]
+    except RegistryError:
+        pass  # a damaged HISTORY is reported where it is read for a decision; the folders still count
+    taken += [int(name[1:]) for name in named if isinstance(name, str) and VERSION_PATTERN.match(name)]
     return f"v{(max(taken) + 1) if taken else 1:04d}"
 
 
@@ -299,7 +310,11 @@ def _rollback(root: Path) -> str:
     if len(stack) < 2:
         raise RegistryError(f"nothing to roll back to: {current} is the earliest promotion in HISTORY")
     target = stack[-2]
-    version_dir(target, root)
+    if target not in list_versions(root):
+        raise RegistryError(
+            f"cannot roll back to {target}: its folder is gone from {root}; promote the version that should "
+            f"serve instead (`python -m models promote VERSION`, with --force if it is below the floors)"
+        )
     _record(root, "rollback", target, current)
     write_atomically(root / "ACTIVE", target + "\n")
     return target
@@ -311,7 +326,11 @@ def describe(version: str, root: Path | None = None) -> dict:
     info = {"version": version, "path": str(folder)}
     for name in ("labels", "config", "metrics"):
         path = folder / f"{name}.json"
-        info[name] = json.loads(path.read_text()) if path.exists() else None
+        try:
+            info[name] = json.loads(path.read_text()) if path.exists() else None
+        except ValueError:  # one damaged file must not stop `list` or the API's list of every version
+            log.warning("%s is not valid JSON", path)
+            info[name] = None
     info["size_bytes"] = (folder / "model.keras").stat().st_size
     return info
 

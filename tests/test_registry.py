@@ -43,6 +43,33 @@ def test_versions_are_listed_in_order_and_partials_ignored(root):
     assert registry.next_version_name(root) == "v0004"
 
 
+def test_a_deleted_versions_name_is_never_given_again(root):
+    registry.promote("v0003", root)
+    shutil.rmtree(root / "v0003")
+    shutil.rmtree(root / ".v0004.partial")
+    assert registry.next_version_name(root) == "v0004"  # HISTORY and ACTIVE still name v0003
+
+
+def test_rolling_back_to_a_deleted_version_says_what_to_do(root):
+    registry.promote("v0001", root)
+    registry.promote("v0002", root)
+    shutil.rmtree(root / "v0001")
+    with pytest.raises(registry.RegistryError, match="folder is gone.*promote.*--force"):
+        registry.rollback(root)
+    assert registry.active_version(root) == "v0002"
+
+
+def test_one_damaged_metrics_file_does_not_stop_the_list(root):
+    (root / "v0002" / "metrics.json").write_text("{not json")
+    assert registry.describe("v0002", root)["metrics"] is None
+    assert [registry.describe(v, root)["version"] for v in registry.list_versions(root)] == ["v0001", "v0002", "v0003"]
+
+
+def test_an_empty_models_dir_setting_means_the_default(monkeypatch):
+    monkeypatch.setenv("MODELS_DIR", "")
+    assert registry.models_dir() == Path(registry.__file__).resolve().parent
+
+
 def test_promote_and_rollback_walk_the_history(root):
     with pytest.raises(registry.RegistryError, match="no ACTIVE"):
         registry.active_version(root)

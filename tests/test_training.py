@@ -171,7 +171,32 @@ def test_a_failed_write_removes_its_staging_folder(tmp_path):
         with train.staged_version(tmp_path) as (version, staging):
             (staging / "model.keras").write_bytes(b"weights")
             raise OSError("disk full")
-    assert list(tmp_path.iterdir()) == []
+    assert [path.name for path in tmp_path.iterdir()] in ([], [".lock"])  # the registry's lock file may stay
     with train.staged_version(tmp_path) as (version, staging):
         (staging / "model.keras").write_bytes(b"weights")
     assert version == "v0001" and (tmp_path / "v0001" / "model.keras").exists() and not staging.exists()
+
+
+def _write_versions(root: str, count: int) -> list[str]:
+    from pathlib import Path
+
+    from training import train
+
+    written = []
+    for _ in range(count):
+        with train.staged_version(Path(root)) as (version, staging):
+            (staging / "model.keras").write_bytes(b"weights")
+        written.append(version)
+    return written
+
+
+def test_runs_finishing_at_once_each_get_their_own_version(tmp_path):
+    # Claiming a name and renaming a finished folder to it both hold the registry's lock: without
+    # it a run could claim a name in the instant another renamed its staging folder to it, and
+    # fail at the very end of its training.
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        written = [v for part in pool.starmap(_write_versions, [(str(tmp_path), 15)] * 4) for v in part]
+    assert sorted(written) == [f"v{n:04d}" for n in range(1, 61)]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == sorted(written)

@@ -146,22 +146,25 @@ def claim_version(root: Path) -> tuple[str, Path]:
 
     A staging folder counts as taken: it is another run writing that version, or what a
     crashed one left (for a person to inspect and delete); either way a later run never
-    collides with it. ``mkdir`` is atomic, so two runs finishing together get different names.
+    collides with it. The claim and the final rename both hold the registry's lock: otherwise
+    a run could find a name free in the instant another run renamed its staging folder to it,
+    and claim it again (seen with 8 runs claiming at once).
     """
     from models import registry
 
-    partials = [int(m.group(1)) for p in root.iterdir() if (m := PARTIAL_PATTERN.match(p.name))]
-    number = max([int(registry.next_version_name(root)[1:]), *(n + 1 for n in partials)])
-    while True:
-        version = f"v{number:04d}"
-        staging = root / f".{version}.partial"
-        if not (root / version).exists():
-            try:
-                staging.mkdir()
-                return version, staging
-            except FileExistsError:
-                pass
-        number += 1
+    with registry._exclusive(root):
+        partials = [int(m.group(1)) for p in root.iterdir() if (m := PARTIAL_PATTERN.match(p.name))]
+        number = max([int(registry.next_version_name(root)[1:]), *(n + 1 for n in partials)])
+        while True:
+            version = f"v{number:04d}"
+            staging = root / f".{version}.partial"
+            if not (root / version).exists():
+                try:
+                    staging.mkdir()
+                    return version, staging
+                except FileExistsError:
+                    pass
+            number += 1
 
 
 @contextmanager
@@ -170,10 +173,13 @@ def staged_version(root: Path):
 
     If writing fails, the staging folder is removed, so it neither lingers nor blocks later runs.
     """
+    from models import registry
+
     version, staging = claim_version(root)
     try:
         yield version, staging
-        staging.rename(root / version)  # the name was claimed above; nothing else writes it
+        with registry._exclusive(root):  # see claim_version
+            staging.rename(root / version)  # the name was claimed above; nothing else writes it
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
