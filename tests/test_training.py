@@ -132,6 +132,13 @@ def test_resume_with_a_conflicting_argument_is_refused(tmp_path, capsys):
     resumed = train.parse_args(["--resume", "run", "--runs-dir", str(runs)])
     assert train.settle_run_arguments(resumed, runs / "run", "") is None
     assert (resumed.small, resumed.epochs, resumed.label_smoothing, resumed.width, resumed.mnist) == (True, 2, 0.1, 32, None)
+    # The registry it writes to is restored too (resumed without --models-dir, a run started
+    # with one wrote a second version elsewhere), but may be given anew.
+    from models import registry
+
+    assert resumed.models_dir == registry.models_dir().resolve()
+    elsewhere = train.parse_args(["--resume", "run", "--runs-dir", str(runs), "--models-dir", str(tmp_path / "other")])
+    assert train.settle_run_arguments(elsewhere, runs / "run", "") is None and elsewhere.models_dir == (tmp_path / "other").resolve()
 
 
 def test_a_crash_after_training_resumes_without_training_again(tmp_path):

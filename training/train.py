@@ -53,9 +53,16 @@ RUN_DEFAULTS = {
     "seed": 1234,
     "width": 32,
     "mnist": None,
+    "models_dir": None,  # $MODELS_DIR or models/, resolved when the run starts
 }
-"""The arguments that define a run's data, model, loss and schedule: saved in the run
-folder, restored by --resume. The parser leaves them None when not given."""
+"""The arguments that define a run's data, model, loss and schedule, and the registry it
+writes to: saved in the run folder, restored by --resume (resumed without --models-dir, a
+run started with one would have written a second version elsewhere). The parser leaves them
+None when not given."""
+PATH_ARGUMENTS = ("mnist", "models_dir")
+OVERRIDABLE_ON_RESUME = ("models_dir",)
+"""Restored when omitted, but a resumed run may be sent elsewhere (its first registry may be
+what made it fail)."""
 PARTIAL_PATTERN = re.compile(r"^\.v(\d{4,})\.partial$")
 
 
@@ -90,8 +97,9 @@ def _write_json(path: Path, value) -> None:
 def _given_run_arguments(args: argparse.Namespace) -> dict:
     """The run-defining arguments given on this command line (an omitted one is None)."""
     values = {name: getattr(args, name) for name in RUN_DEFAULTS}
-    if values["mnist"] is not None:
-        values["mnist"] = str(Path(values["mnist"]).resolve())
+    for name in PATH_ARGUMENTS:
+        if values[name] is not None:
+            values[name] = str(Path(values[name]).resolve())
     return values
 
 
@@ -117,7 +125,7 @@ def settle_run_arguments(args: argparse.Namespace, run_dir: Path, command: str) 
         conflicts = [
             f"{_describe(name, value)} (the run was started with {_describe(name, arguments.get(name))})"
             for name, value in given.items()
-            if value is not None and value != arguments.get(name)
+            if value is not None and value != arguments.get(name) and name not in OVERRIDABLE_ON_RESUME
         ]
         if conflicts:
             return (
@@ -125,6 +133,7 @@ def settle_run_arguments(args: argparse.Namespace, run_dir: Path, command: str) 
                 + ". Leave them out to continue the run as it was started, or start a new run."
             )
         args.run_command = saved.get("command")
+        arguments = {**arguments, **{name: given[name] for name in OVERRIDABLE_ON_RESUME if given[name] is not None}}
     else:
         if args.resume:
             print(f"warning: run {args.resume!r} has no {ARGS_FILE} (started before it was saved): "
@@ -132,12 +141,16 @@ def settle_run_arguments(args: argparse.Namespace, run_dir: Path, command: str) 
         arguments = {name: RUN_DEFAULTS[name] if value is None else value for name, value in given.items()}
         if arguments["epochs"] is None:
             arguments["epochs"] = 1 if arguments["small"] else 14
+        if arguments["models_dir"] is None:
+            from models import registry
+
+            arguments["models_dir"] = str(registry.models_dir().resolve())
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_json(saved_file, {"arguments": arguments, "command": command,
                                  "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         args.run_command = command
     for name, value in arguments.items():
-        setattr(args, name, Path(value) if name == "mnist" and value is not None else value)
+        setattr(args, name, Path(value) if name in PATH_ARGUMENTS and value is not None else value)
     return None
 
 
