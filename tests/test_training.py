@@ -114,6 +114,18 @@ def test_resume_restores_the_run_arguments(tmp_path):
     assert "--label-smoothing" in config["run_command"] and "--resume" in config["command"]
 
 
+def test_resume_on_other_data_is_refused(tmp_path):
+    # The run records the data set it trains on; code that changed since builds another one.
+    run_dir = _kill_after_first_epoch(_train(tmp_path, "--epochs", "3", "--width", "8"), tmp_path)
+    saved = json.loads((run_dir / "args.json").read_text())
+    assert len(saved["data_key"]) == 16
+    (run_dir / "args.json").write_text(json.dumps({**saved, "data_key": "0" * 16}))  # as if strokes.py had changed
+    resumed = _train(tmp_path, "--resume", run_dir.name)
+    output = resumed.communicate(timeout=600)[0]
+    assert resumed.returncode == 2 and "was started on data set 0000000000000000" in output, output
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").glob("v*"))
+
+
 def test_resume_with_a_conflicting_argument_is_refused(tmp_path, capsys):
     from training import train
 

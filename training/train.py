@@ -94,6 +94,22 @@ def _write_json(path: Path, value) -> None:
     write_atomically(path, json.dumps(value, indent=2))
 
 
+def _check_same_data(run_dir: Path, data_key: str) -> str | None:
+    """Record the run's data set (its cache key: the digits, the generator's and the
+    preprocessing's code, the split) when it starts; on --resume, refuse other data: the code
+    may have changed since, and the run would go on training on a different set."""
+    saved_file = run_dir / ARGS_FILE
+    saved = json.loads(saved_file.read_text())
+    started_with = saved.get("data_key")
+    if started_with is None:
+        _write_json(saved_file, {**saved, "data_key": data_key})
+        return None
+    if started_with != data_key:
+        return (f"run {run_dir.name!r} was started on data set {started_with} and this code builds {data_key} "
+                "(the digits, or the generator's or preprocessing's code, changed since): start a new run")
+    return None
+
+
 def _given_run_arguments(args: argparse.Namespace) -> dict:
     """The run-defining arguments given on this command line (an omitted one is None)."""
     values = {name: getattr(args, name) for name in RUN_DEFAULTS}
@@ -333,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     config = dataset.DatasetConfig.small() if args.small else dataset.DatasetConfig()
     print("preparing data ...", flush=True)
     arrays, data_provenance = dataset.load_or_build(config, args.mnist)
+    error = _check_same_data(run_dir, data_provenance["cache_key"])
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     x_train, y_train = dataset.to_float(arrays["x_train"]), arrays["y_train"]
     x_val, y_val = dataset.to_float(arrays["x_val"]), arrays["y_val"]
     print(f"train {len(y_train)}  val {len(y_val)}  test {len(arrays['y_test'])}", flush=True)
