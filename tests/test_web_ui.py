@@ -151,10 +151,60 @@ def test_drawing_12_plus_3_times_4_shows_24_with_every_step_and_a_correction_cha
 INK_ON_PAD = """() => {
   const pad = document.getElementById("pad");
   const pixels = pad.getContext("2d").getImageData(0, 0, pad.width, pad.height).data;
-  let dark = 0, right = 0;
-  for (let i = 0; i < pixels.length; i += 4) if (pixels[i] < 128) { dark++; right = Math.max(right, (i / 4) % pad.width); }
-  return {dark, right, width: pad.width};
+  let dark = 0, right = 0, bottom = 0;
+  for (let i = 0; i < pixels.length; i += 4) if (pixels[i] < 128) {
+    dark++; right = Math.max(right, (i / 4) % pad.width); bottom = Math.max(bottom, Math.floor(i / 4 / pad.width));
+  }
+  return {dark, right, bottom, width: pad.width, height: pad.height};
 }"""
+
+
+def test_a_job_page_whose_job_is_deleted_meanwhile_says_so_instead_of_waiting_forever(chromium, stack):
+    from datetime import timedelta
+
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+
+    from tests.images import line_png
+    from webapp.recognition.models import Job
+
+    client = _user(stack)
+    # Queued but sent "in the future": no worker takes it, so the page waits on it.
+    job = Job(owner=client.user, image_sha256="0" * 64, source_name="waiting.png", enqueued_at=timezone.now() + timedelta(hours=1))
+    job.image.save(f"jobs/{job.id}/input.png", ContentFile(line_png("6*7", 1)), save=False)
+    job.save()
+    context, page = _logged_in(chromium, stack, client, **DESKTOP)
+    page.goto(f"/jobs/{job.id}/")
+    page.wait_for_function("() => document.getElementById('progress-text').textContent.startsWith('Waiting')")
+    assert client.delete(stack.api(f"jobs/{job.id}/")).status_code == 204  # from another tab, say
+    page.wait_for_function("() => !document.getElementById('progress-text').textContent.startsWith('Waiting')", timeout=40_000)
+    assert page.locator("#progress progress").is_hidden()  # no bar spinning on
+    assert "deleted" in page.locator("#progress-text").text_content()  # the API's own message
+    context.close()
+
+
+def test_the_pad_keeps_what_was_drawn_near_its_bottom_when_it_widens(chromium, stack):
+    # A phone turned sideways: the pad grows far more in width than in height. Scaled by the
+    # width alone, strokes near the bottom went below the pad and out of the picture sent.
+    from training.strokes import line_paths
+
+    client = _user(stack)
+    context, page = _logged_in(chromium, stack, client, viewport={"width": 390, "height": 844})
+    box = page.locator("#pad").bounding_box()
+    for path in line_paths("11", np.random.default_rng(5), height=60, left=40, top=box["height"] - 80):  # near the bottom
+        page.mouse.move(box["x"] + path[0][0], box["y"] + path[0][1])
+        page.mouse.down()
+        for x, y in path[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y)
+        page.mouse.up()
+    narrow = page.evaluate(INK_ON_PAD)
+    assert narrow["dark"] > 100 and narrow["bottom"] > 0.7 * narrow["height"]
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.wait_for_function("() => { const p = document.getElementById('pad');"
+                           " return p.clientWidth > 900 && p.width === Math.round(p.clientWidth * (window.devicePixelRatio || 1)); }")
+    wide = page.evaluate(INK_ON_PAD)
+    assert wide["bottom"] < wide["height"] - 2 and wide["dark"] >= narrow["dark"]  # all of it still on the pad
+    context.close()
 
 
 def test_the_pad_keeps_what_was_drawn_near_its_edge_when_it_narrows_and_ctrl_z_while_typing_is_typing(chromium, stack):

@@ -18,8 +18,8 @@ const Api = {
     }
     return body;
   },
-  postJSON(url, data) {
-    return Api.request(url, { method: "POST", body: JSON.stringify(data), headers: { "Content-Type": "application/json" } });
+  postJSON(url, data, headers = {}) {
+    return Api.request(url, { method: "POST", body: JSON.stringify(data), headers: Object.assign({ "Content-Type": "application/json" }, headers) });
   },
   sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); },
   /* A GET that rides out what passes: a dropped connection, a 5xx, a 429 (after its Retry-After).

@@ -6,16 +6,22 @@ document.addEventListener("DOMContentLoaded", () => {
   const pen = document.getElementById("pen");
   const strokes = [];
   let current = null;
-  let drawnWidth = 0;  // the pad's width when its strokes were drawn or last fitted
+  let drawn = null;  // the pad's size when its strokes were drawn or last fitted
+  // One Idempotency-Key per drawing: sent again after a dropped connection, the same drawing
+  // is the same job, not a second one. Any change to the drawing makes a new key.
+  let drawingKey = null;
 
   function resize() {
     const ratio = window.devicePixelRatio || 1;
     const width = canvas.clientWidth;
     const height = canvas.clientHeight;
-    // A narrower pad (a phone turned, a window narrowed) would cut off what was drawn near its
-    // right edge, and the cut strokes would be missing from the picture sent: scale them with it.
-    if (drawnWidth && width && width !== drawnWidth) scaleStrokes(width / drawnWidth);
-    if (width) drawnWidth = width;
+    // A pad of another size (a phone turned, a window resized) would cut off what was drawn
+    // near its edges, and the cut strokes would be missing from the picture sent: scale them
+    // with it, by the smaller ratio, so that they fit both ways (the pad's height changes less).
+    if (drawn && width && height && (width !== drawn.width || height !== drawn.height)) {
+      scaleStrokes(Math.min(width / drawn.width, height / drawn.height));
+    }
+    if (width && height) drawn = { width, height };
     canvas.width = Math.round(width * ratio);
     canvas.height = Math.round(height * ratio);
     context.setTransform(ratio, 0, 0, ratio, 0, 0);
@@ -76,14 +82,15 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!current || event.pointerId !== current.pointerId) return;
     strokes.push(current);
     current = null;
+    drawingKey = null;
     redraw();
   }
   canvas.addEventListener("pointerup", finish);
   canvas.addEventListener("pointercancel", finish);
 
-  function undo() { strokes.pop(); redraw(); }
+  function undo() { strokes.pop(); drawingKey = null; redraw(); }
   document.getElementById("undo").addEventListener("click", undo);
-  document.getElementById("clear").addEventListener("click", () => { strokes.length = 0; redraw(); });
+  document.getElementById("clear").addEventListener("click", () => { strokes.length = 0; drawingKey = null; redraw(); });
   document.addEventListener("keydown", (event) => {
     // Not while typing: Ctrl+Z in a text field undoes the typing, as everywhere else.
     if (event.target.closest("input, textarea, select, [contenteditable]")) return;
@@ -92,16 +99,16 @@ document.addEventListener("DOMContentLoaded", () => {
 
   const submit = document.getElementById("submit");
   submit.addEventListener("click", async () => {
-    const text = document.getElementById("progress-text");
-    if (!strokes.length) { document.getElementById("progress").hidden = false; text.textContent = "Draw something first."; return; }
+    if (!strokes.length) { Explain.status("Draw something first.", false); return; }
     submit.disabled = true;
+    drawingKey = drawingKey || `drawing-${Date.now()}-${Math.random().toString(36).slice(2)}`;
     try {
-      const job = await Api.postJSON("/api/v1/jobs/", { image_base64: canvas.toDataURL("image/png"), kind: "expression" });
+      const job = await Api.postJSON("/api/v1/jobs/", { image_base64: canvas.toDataURL("image/png"), kind: "expression" },
+                                     { "Idempotency-Key": drawingKey });
       history.replaceState(null, "", `#job=${job.id}`);
       await Explain.follow(job.url);
     } catch (error) {
-      document.getElementById("progress").hidden = false;
-      text.textContent = error.message;
+      Explain.showFailure(error);
     } finally {
       submit.disabled = false;
     }

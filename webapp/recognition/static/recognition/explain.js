@@ -4,17 +4,29 @@ const LOW_CONFIDENCE = 0.8;
 const STATUS_TEXT = { queued: "Waiting for a worker…", running: "Reading…", succeeded: "Done", failed: "Could not read it" };
 
 const Explain = {
-  showProgress(job) {
+  status(message, busy) {
+    // The bar only while something is under way; the status line stays, so that a screen
+    // reader hears "Done" (or what went wrong) from its live region.
     const box = document.getElementById("progress");
     if (!box) return;
-    box.hidden = job.status === "succeeded" || job.status === "failed";
-    document.getElementById("progress-text").textContent = STATUS_TEXT[job.status] || job.status;
+    box.hidden = false;
+    box.querySelector("progress").hidden = !busy;
+    document.getElementById("progress-text").textContent = message;
+  },
+
+  showProgress(job) {
+    const finished = job.status === "succeeded" || job.status === "failed";
+    Explain.status(STATUS_TEXT[job.status] || job.status, !finished);
+  },
+
+  showFailure(error) {
+    // Following the job failed for good (deleted elsewhere, logged out, the server away too
+    // long): say so instead of a bar that spins forever.
+    Explain.status(error.code === "not_authenticated" ? "Your session has ended: log in again." : error.message, false);
   },
 
   async follow(url) {
-    const job = await Api.waitForJob(url, Explain.showProgress, () => {
-      document.getElementById("progress-text").textContent = "The server is not answering; trying again…";
-    });
+    const job = await Api.waitForJob(url, Explain.showProgress, () => Explain.status("The server is not answering; trying again…", true));
     Explain.render(job);
     return job;
   },
@@ -109,11 +121,22 @@ const Explain = {
   },
 
   async correct(job, correction) {
-    const box = document.querySelector(`.line[data-line="${correction.line}"] .error`);
+    const line = document.querySelector(`.line[data-line="${correction.line}"]`);
+    const box = line && line.querySelector(".error");
+    // One correction of a line at a time: a second click while one is on its way would store
+    // a duplicate, and replies arriving out of order would show the older state.
+    const controls = line ? [...line.querySelectorAll("button, input")] : [];
+    if (line && line.dataset.busy) return;
+    if (line) { line.dataset.busy = "1"; controls.forEach((c) => { c.disabled = true; }); }
+    const focused = correction.symbol !== undefined ? `[data-symbol="${correction.symbol}"]` : "input";
     try {
       const updated = await Api.postJSON(job.url + "corrections/", correction);
       Explain.render(updated);
+      // The lines were drawn anew: put the keyboard back where it was.
+      const again = document.querySelector(`.line[data-line="${correction.line}"] ${focused}`);
+      if (again && !again.disabled) again.focus();
     } catch (error) {
+      if (line) { delete line.dataset.busy; controls.forEach((c) => { c.disabled = false; }); }
       if (box) { box.hidden = false; box.textContent = error.message; }
     }
   },

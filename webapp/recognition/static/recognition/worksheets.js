@@ -16,7 +16,9 @@ document.addEventListener("DOMContentLoaded", () => {
       const name = document.getElementById("name").value.trim();
       if (name) data.append("name", name);
       const batch = await Api.request("/api/v1/batches/", { method: "POST", body: data });
-      window.history.pushState(null, "", `/worksheets/${batch.id}/`);
+      form.reset();  // a second click must not upload the same files again
+      // replace, not push: Back would change the address but leave this batch on screen
+      window.history.replaceState(null, "", `/worksheets/${batch.id}/`);
       section.dataset.url = batch.url;
       follow(batch.url);
     } catch (error) {
@@ -28,8 +30,10 @@ document.addEventListener("DOMContentLoaded", () => {
   });
 
   let following = 0;  // which upload the page follows: a newer one stops the older loop
+  let shownPages = new Map();  // page id -> { signature, element } of what is on screen
   async function follow(url) {
     const mine = ++following;
+    shownPages = new Map();
     section.hidden = false;
     const problem = document.getElementById("upload-error");
     for (let round = 0; mine === following; round++) {
@@ -61,7 +65,23 @@ document.addEventListener("DOMContentLoaded", () => {
     const csv = document.getElementById("batch-csv");
     csv.href = batch.results_csv;
     csv.hidden = !batch.finished;
-    document.getElementById("pages").replaceChildren(...batch.pages.map(page));
+    // Only the pages that changed are drawn again: rebuilding all of them on every poll closed
+    // the panel a reader had open and took the keyboard focus away.
+    const list = document.getElementById("pages");
+    const elements = batch.pages.map((summary) => {
+      const key = String(summary.id || summary.page_number);
+      const signature = JSON.stringify(Object.assign({}, summary, { boxes: undefined }));  // its link is signed anew each time
+      const known = shownPages.get(key);
+      if (known && known.signature === signature) return known.element;
+      const element = page(summary);
+      shownPages.set(key, { signature, element });
+      return element;
+    });
+    elements.forEach((element, index) => {
+      const there = list.children[index];
+      if (there !== element) (there ? there.replaceWith(element) : list.append(element));
+    });
+    while (list.children.length > elements.length) list.lastElementChild.remove();
   }
 
   function page(summary) {
