@@ -351,3 +351,10 @@ def test_a_tall_page_of_1990_one_symbol_lines_gives_1990_lines_in_order():
     assert len(lines) == 1990
     assert [line.box[1] for line in lines] == [20 + n * 30 for n in range(1990)]
     assert all(len(line.groups) == 1 for line in lines)
+
+
+def test_faint_noise_on_a_small_image_stays_blank():
+    # Under MIN_CONTRAST there is no ink: the faint-stroke pass must not make strokes of the
+    # noise either (on a canvas-sized image it once found 129 of them).
+    noise = np.clip(np.random.default_rng(1).normal(0, 10, (300, 500)), 0, 39).astype(np.uint8)
+    assert not clean_page(noise).binary.any()

@@ -218,3 +218,22 @@ def test_no_secret_is_committed():
         text = path.read_text(errors="ignore")
         found += [f"{name}: {kind}" for kind, pattern in patterns.items() if pattern.search(text)]
     assert found == []
+
+
+def test_wrong_passwords_sent_at_once_all_count_towards_the_lockout(stack):
+    # Read-then-write counting let a burst of parallel guesses count as one or two.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.conf import settings as django_settings
+
+    stack.client(username="burst-guessed", password="the real password 48")
+    token_url = stack.api("auth/token/")
+
+    def guess(_):
+        return requests.post(token_url, json={"username": "burst-guessed", "password": "wrong guess"}).status_code
+
+    with ThreadPoolExecutor(max_workers=django_settings.LOGIN_MAX_FAILURES) as pool:
+        codes = list(pool.map(guess, range(django_settings.LOGIN_MAX_FAILURES)))
+    assert set(codes) <= {401, 429}
+    locked = requests.post(token_url, json={"username": "burst-guessed", "password": "the real password 48"})
+    assert locked.status_code == 429

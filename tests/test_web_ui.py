@@ -145,6 +145,8 @@ def test_drawing_12_plus_3_times_4_shows_24_with_every_step_and_a_correction_cha
     page.get_by_role("button", name="Fix").click()
     page.wait_for_function("() => document.querySelector('[data-testid=value] strong').textContent === '147'")
     assert page.locator(".symbols .symbol").count() == 6 and page.locator(".symbols .symbol:disabled").count() == 6
+    page.reload()  # the job's id is in the address: the page shows it again, as corrected
+    page.wait_for_function("() => { const v = document.querySelector('[data-testid=value] strong'); return v && v.textContent === '147'; }")
     context.close()
 
 

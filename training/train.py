@@ -149,7 +149,10 @@ def settle_run_arguments(args: argparse.Namespace, run_dir: Path, command: str) 
                 + ". Leave them out to continue the run as it was started, or start a new run."
             )
         args.run_command = saved.get("command")
-        arguments = {**arguments, **{name: given[name] for name in OVERRIDABLE_ON_RESUME if given[name] is not None}}
+        overridden = {name: given[name] for name in OVERRIDABLE_ON_RESUME if given[name] not in (None, arguments.get(name))}
+        if overridden:  # saved, so that a later --resume goes on where this one went
+            arguments = {**arguments, **overridden}
+            _write_json(saved_file, {**saved, "arguments": arguments})
     else:
         if args.resume:
             print(f"warning: run {args.resume!r} has no {ARGS_FILE} (started before it was saved): "

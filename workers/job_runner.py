@@ -48,6 +48,18 @@ def run_job(job_id: str) -> str:
         return outcome
 
 
+def _drawn(draw, result, fallback):
+    """A picture of the reading, or ``fallback`` if drawing it fails: the pictures illustrate
+    the reading, and must never cost it."""
+    try:
+        return draw(result)
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception:  # noqa: BLE001
+        log.exception("%s could not be drawn; the result is kept without it", draw.__name__)
+        return fallback
+
+
 def _pass_on(claim, unavailable: Exception) -> str:
     """Give a job back that this process has no model for, and pause before taking another.
 
@@ -97,13 +109,8 @@ def _run(job_id: str) -> str:
         except RecognitionError as error:
             services.finish_job(claim, record=record(claim.job.source_name, error=error), error=error, model_version=version)
             return "failed"
-        try:
-            pictures, sheet = explain.explain(result), explain.symbol_sheet(result)
-        except SoftTimeLimitExceeded:
-            raise
-        except Exception:  # noqa: BLE001 - the pictures illustrate the reading; they must never cost it
-            log.exception("the step pictures could not be drawn; the result is kept without them")
-            pictures, sheet = {}, None
+        pictures = _drawn(explain.explain, result, {})
+        sheet = _drawn(explain.symbol_sheet, result, None)  # the crops corrections label: kept even if the pictures fail
         elapsed_ms = int((time.monotonic() - started) * 1000)
         saved = services.finish_job(
             claim, record=record(claim.job.source_name, result), error=result.error, model_version=version,

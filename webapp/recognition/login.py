@@ -45,7 +45,13 @@ class LoginLockout:
         return self.failures >= settings.LOGIN_MAX_FAILURES
 
     def failed(self) -> None:
-        self._write(cache.set, self.key, self.failures + 1, timeout=settings.LOGIN_LOCKOUT_SECONDS)
+        # Counted in the cache itself, not as the count read plus one: twenty wrong guesses sent
+        # at once must count twenty. The first failure starts the lockout window.
+        def count() -> None:
+            cache.add(self.key, 0, timeout=settings.LOGIN_LOCKOUT_SECONDS)
+            cache.incr(self.key)
+
+        self._write(count)
 
     def succeeded(self) -> None:
         self._write(cache.delete, self.key)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 MIN_CONTRAST = 40
 """Below this ink contrast (0-255) an image is treated as blank."""
@@ -73,6 +74,8 @@ def add_faint_strokes(flat: np.ndarray, binary: np.ndarray, threshold: float) ->
     the paper: a lower threshold finds them, and only what touches no ink found
     already is added, so no other symbol gets thicker or joins its neighbour.
     """
+    if not binary.any():
+        return binary  # nothing found: the threshold says nothing of what is faint (a blank image's noise)
     low = (flat >= threshold * FAINT_LOW).astype(np.uint8)
     # A faint stroke dips under even the lower threshold here and there: bridge gaps of a
     # pixel or two, or its pieces would each be too small to be kept as a symbol.
@@ -92,8 +95,14 @@ def add_faint_strokes(flat: np.ndarray, binary: np.ndarray, threshold: float) ->
     found_labels = labels[ink]
     found = np.bincount(found_labels, minlength=count)
     added = found < FAINT_FOUND_AT_MOST * areas
-    for index in np.nonzero(keep & ~added & (_found_pieces(ink, found_labels, count) >= 2))[0]:
-        added[index] = _is_broken_bar(binary, labels == index)
+    candidates = np.nonzero(keep & ~added & (_found_pieces(ink, found_labels, count) >= 2))[0]
+    if candidates.size:
+        # Their boxes in one pass (a crowded page holds hundreds of '=', each a candidate);
+        # each is then looked at within its box only.
+        boxes = ndimage.find_objects(labels)
+        for index in candidates:
+            rows, columns = boxes[index - 1]
+            added[index] = _is_broken_bar(binary[rows, columns] > 0, labels[rows, columns] == index)
     keep &= added
     if not keep.any():
         return binary
@@ -110,16 +119,16 @@ def _found_pieces(ink: np.ndarray, found_labels: np.ndarray, count: int) -> np.n
     return np.bincount(owner[1:], minlength=count)
 
 
-def _is_broken_bar(binary: np.ndarray, component: np.ndarray) -> bool:
+def _is_broken_bar(ink: np.ndarray, component: np.ndarray) -> bool:
     """A flat faint stroke of which the threshold kept pieces side by side: a minus (or half
     an ``=``) that as pieces would be dropped as specks, so all of it is added. It cannot join
     two symbols: it is flat. Kept whole already, it needs nothing. Pieces one above the other
     are the two bars of a tight ``=`` that the closing joined: filled in, they would read as
-    one thick minus."""
-    x, y, w, h = cv2.boundingRect(component.astype(np.uint8))
-    if w < 3 * h:
+    one thick minus. Both masks are cut to the component's box."""
+    height, width = component.shape
+    if width < 3 * height:
         return False
-    rows = np.nonzero((component[y : y + h, x : x + w] & (binary[y : y + h, x : x + w] > 0)).any(axis=1))[0]
+    rows = np.nonzero((component & ink).any(axis=1))[0]
     return rows[-1] - rows[0] + 1 == rows.size
 
 

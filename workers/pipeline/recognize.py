@@ -178,6 +178,8 @@ def _failed_line(box, reading: decoder.Reading, symbols: list[SymbolResult], err
     first '=' and ``answer_expression`` what stands right of it; the whole reading is the
     error's ``best_reading``."""
     left, equals, right = reading.text.partition("=")
+    if error.best_reading is None:  # too_many_symbols, say: the reading is still shown whole
+        error.best_reading = reading.text
     return LineResult(box, left, None, None, bool(equals), None, reading.probability, symbols, error,
                       answer_expression=right if equals else None)
 

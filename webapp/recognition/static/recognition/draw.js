@@ -20,6 +20,7 @@ document.addEventListener("DOMContentLoaded", () => {
     // with it, by the smaller ratio, so that they fit both ways (the pad's height changes less).
     if (drawn && width && height && (width !== drawn.width || height !== drawn.height)) {
       scaleStrokes(Math.min(width / drawn.width, height / drawn.height));
+      drawingKey = null;  // another picture of it: another request
     }
     if (width && height) drawn = { width, height };
     canvas.width = Math.round(width * ratio);
@@ -116,4 +117,7 @@ document.addEventListener("DOMContentLoaded", () => {
 
   window.addEventListener("resize", resize);
   resize();
+  // Reloaded after a drawing was sent: show that job again (its id is in the address).
+  const sent = /^#job=([0-9a-f-]{36})$/.exec(window.location.hash);
+  if (sent) Explain.follow(`/api/v1/jobs/${sent[1]}/`).catch(Explain.showFailure);
 });

@@ -125,7 +125,7 @@ const Explain = {
     const box = line && line.querySelector(".error");
     // One correction of a line at a time: a second click while one is on its way would store
     // a duplicate, and replies arriving out of order would show the older state.
-    const controls = line ? [...line.querySelectorAll("button, input")] : [];
+    const controls = line ? [...line.querySelectorAll("button, input")].filter((c) => !c.disabled) : [];  // not those off already
     if (line && line.dataset.busy) return;
     if (line) { line.dataset.busy = "1"; controls.forEach((c) => { c.disabled = true; }); }
     const focused = correction.symbol !== undefined ? `[data-symbol="${correction.symbol}"]` : "input";

@@ -11,7 +11,13 @@ document.addEventListener("DOMContentLoaded", () => {
         row.remove();
       } catch (error) {
         button.disabled = false;
-        button.textContent = `Delete (failed: ${error.message})`;
+        // Said in an alert beside the button: its label would still read "Delete …" to a screen reader.
+        let alert = row.querySelector(".delete-error");
+        if (!alert) {
+          alert = el("span", { class: "delete-error error", role: "alert" });
+          button.after(alert);
+        }
+        alert.textContent = ` Not deleted: ${error.message}`;
       }
     });
   });

@@ -104,7 +104,7 @@ document.addEventListener("DOMContentLoaded", () => {
     for (const line of summary.lines) {
       const row = el("tr");
       row.append(el("td", { text: String(line.line) }), el("td", { class: "expr", text: line.expression ? shown(line.expression) : "?" }),
-                 el("td", { text: line.answer === null ? "—" : written(line) }),
+                 el("td", { text: line.answer === null && !line.answer_expression ? "—" : written(line) }),
                  el("td", { text: line.value === null ? "—" : String(line.value) }));
       const mark = el("td", { class: "mark-cell" });
       if (line.correct === true) mark.append(el("span", { class: "mark good", "aria-label": "right", text: "✓" }));
