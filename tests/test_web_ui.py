@@ -134,6 +134,15 @@ def test_drawing_12_plus_3_times_4_shows_24_with_every_step_and_a_correction_cha
     from workers.pipeline import grammar
 
     expected = grammar.parse_line(text).value
+    # The alternatives close on Escape (focus back on the symbol) and on a click elsewhere.
+    first, alternatives = page.locator('.symbol[data-symbol="0"]'), page.locator("#alternatives-0-0")
+    first.click()
+    assert alternatives.is_visible() and first.get_attribute("aria-expanded") == "true"
+    page.keyboard.press("Escape")
+    assert alternatives.is_hidden() and page.evaluate("() => document.activeElement.dataset.symbol") == "0"
+    first.click()
+    page.locator("h1").first.click()
+    assert alternatives.is_hidden() and first.get_attribute("aria-expanded") == "false"
     page.locator(f'.symbol[data-symbol="{index}"]').click()
     page.locator(f'.symbol-wrap:nth-child({index + 1}) [data-choice="{choice}"]').click()
     page.wait_for_function(f"() => document.querySelector('[data-testid=value] strong').textContent === '{expected}'")

@@ -99,9 +99,13 @@ const Explain = {
       "aria-label": `Symbol ${position + 1}: ${shown(symbol.symbol)}, ${Math.round(sure * 100)}% sure${low ? ", low confidence" : ""}. Show alternatives.`,
       "data-symbol": position,
     }, shown(symbol.symbol));
-    const menu = el("div", { class: "alternatives", role: "menu", hidden: "" });
+    // A disclosure, not an ARIA menu: a group of plain buttons that Tab walks through, which
+    // closes on Escape, on a click elsewhere, or when the focus leaves it.
+    const menuId = `alternatives-${lineIndex}-${position}`;
+    button.setAttribute("aria-controls", menuId);
+    const menu = el("div", { class: "alternatives", id: menuId, role: "group", "aria-label": `Alternatives for symbol ${position + 1}`, hidden: "" });
     for (const [choice, p] of symbol.top3) {
-      const option = el("button", { type: "button", role: "menuitem", "data-choice": choice },
+      const option = el("button", { type: "button", "data-choice": choice },
                         el("span", { class: "alt", text: shown(choice) }), ` ${Math.round(p * 100)}%`);
       if (choice === symbol.symbol) option.setAttribute("aria-current", "true");
       option.addEventListener("click", () => Explain.correct(job, { line: lineIndex, symbol: position, choice }));
@@ -115,7 +119,11 @@ const Explain = {
       button.setAttribute("aria-expanded", String(open));
       if (open) menu.querySelector("button").focus();
     });
-    menu.addEventListener("keydown", (event) => { if (event.key === "Escape") { menu.hidden = true; button.focus(); } });
+    const close = () => { menu.hidden = true; button.setAttribute("aria-expanded", "false"); };
+    wrap.addEventListener("keydown", (event) => { if (event.key === "Escape" && !menu.hidden) { close(); button.focus(); } });
+    // Tabbed away to another control. (A tap elsewhere has no relatedTarget, and Safari blurs on
+    // a tap even inside the group: those are left to the page's click handler below.)
+    wrap.addEventListener("focusout", (event) => { if (event.relatedTarget && !wrap.contains(event.relatedTarget)) close(); });
     wrap.append(button, menu);
     return wrap;
   },
@@ -142,3 +150,13 @@ const Explain = {
   },
 };
 window.Explain = Explain;
+// A click outside a symbol's alternatives closes them (one listener for the page, not one per symbol).
+document.addEventListener("click", (event) => {
+  for (const wrap of document.querySelectorAll(".symbol-wrap")) {
+    const menu = wrap.querySelector(".alternatives");
+    if (menu && !menu.hidden && !wrap.contains(event.target)) {
+      menu.hidden = true;
+      wrap.querySelector(".symbol").setAttribute("aria-expanded", "false");
+    }
+  }
+});
