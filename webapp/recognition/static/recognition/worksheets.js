@@ -50,6 +50,7 @@ document.addEventListener("DOMContentLoaded", () => {
       render(batch);
       if (batch.finished) return;
       await Api.sleep(Math.min(5000, 800 + 200 * round));  // a large batch takes minutes: ask less often as it goes
+      if (document.hidden) await new Promise((resume) => document.addEventListener("visibilitychange", resume, { once: true }));  // no polling from a hidden tab
     }
   }
 
