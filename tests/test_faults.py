@@ -7,6 +7,7 @@ deadline set to seconds through the environment, and a test-only delay in each j
 | Redis restarted with 200 jobs queued | every job finishes; the sweep re-enqueues what the broker lost |
 | PostgreSQL stopped | 503 in the error shape, and recovery on its own when it returns |
 | worker time limit exceeded | the job ends failed with a clear code and does not loop |
+| a worker whose model answers NaN | the job is read by another worker; the pool process is replaced |
 """
 from __future__ import annotations
 
@@ -228,6 +229,41 @@ def test_a_job_over_the_workers_time_limits_fails_clearly_and_does_not_loop(faul
     assert (again["status"], again["attempts"]) == ("failed", hard["attempts"])
 
 
+def test_a_worker_whose_model_answers_nan_passes_the_job_on_and_replaces_its_pool_process(faulty, tmp_path):
+    # A third worker node reads with a real version whose weights overflow (as a broken
+    # TensorFlow state read NaN once), and alone consumes a queue the job is sent to. The job
+    # must end read by a healthy worker; the broken pool process must leave (SystemExit, which
+    # Celery takes for a lost worker) and be replaced, the node staying up.
+    from tests.test_model_cache import _version_reading_nan
+
+    stack, _, _, session = faulty
+    broken = _version_reading_nan(tmp_path)
+    shutil.move(tmp_path / broken, tmp_path / "v9001")
+    python = str(Path(stack.env["PATH"].split(":")[0]) / "python")
+    repo = Path(__file__).resolve().parent.parent
+    subprocess.run([python, "webapp/manage.py", "models", "upload", str(tmp_path / "v9001")], cwd=repo, env=stack.env, check=True,
+                   capture_output=True, timeout=120)
+    env = {**stack.env, "WORKER_NAME": "nan", "MODEL_VERSION": "v9001", "WORKER_QUEUES": "nan-test", "WORKER_CONCURRENCY": "1"}
+    third = start_process("worker-nan", ["deploy/start-worker.sh"], env, stack.folder)
+    stack.processes["worker-nan"] = third
+    try:
+        wait_until(lambda: " ready." in third.log.read_text(errors="replace"), 60, what="the worker with the broken model")
+        (first_child,) = wait_until(lambda: _pool_children(third) or None, 30, what="its pool process")
+        sender = _send_with_limits(stack.env, soft=None, hard=None, queue="nan-test")
+        job_id = sender.communicate(timeout=120)[0].strip()
+        body = _finished(session, stack.api(f"jobs/{job_id}/"), timeout=90)
+        assert body["status"] == "succeeded" and body["result"]["lines"][0]["value"] == 42 and body["attempts"] == 2, body
+        entries = _log_entries(stack, names=("worker-nan",))
+        assert any(e.get("job_id") == job_id and "answered NaN" in e["message"] for e in entries)
+        wait_until(lambda: (children := _pool_children(third)) and first_child not in children, 60,
+                   what="the broken pool process to be replaced")
+        assert third.popen.poll() is None  # the node itself stays up
+        wait_until(lambda: _results_logged(stack, job_id) == 1, 10, interval=0.05, what="the healthy worker's log line")  # read once
+    finally:
+        third.stop()
+        stack.processes.pop("worker-nan", None)
+
+
 def _sent_with_limits(stack, session, env, soft, hard):
     """A job whose message carries its own time limits, sent and finished."""
     sender = _send_with_limits(env, soft, hard)
@@ -236,7 +272,7 @@ def _sent_with_limits(stack, session, env, soft, hard):
     return _finished(session, stack.api(f"jobs/{job_id}/"), timeout=120)
 
 
-def _send_with_limits(env, soft, hard) -> subprocess.Popen:
+def _send_with_limits(env, soft, hard, queue: str = "inference") -> subprocess.Popen:
     """Send a job whose message carries its own time limits (on the stack's broker, not by the API);
     the process prints the job's id."""
     code = (
@@ -249,7 +285,7 @@ def _send_with_limits(env, soft, hard) -> subprocess.Popen:
         "owner = get_user_model().objects.get(username='faults');"
         "job = Job(owner=owner, image_sha256='0'*64, source_name='slow.png', enqueued_at=timezone.now() + timedelta(hours=1));"
         "job.image.save(f'jobs/{job.id}/input.png', ContentFile(line_png('6*7', 1)), save=False); job.save();"
-        f"app.send_task('recognition.recognize', args=[str(job.id)], queue='inference', soft_time_limit={soft}, time_limit={hard});"
+        f"app.send_task('recognition.recognize', args=[str(job.id)], queue='{queue}', soft_time_limit={soft}, time_limit={hard});"
         "print(job.id)"
     )
     python = str(Path(env["PATH"].split(":")[0]) / "python")
