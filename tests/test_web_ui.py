@@ -89,12 +89,12 @@ def _accessible(page) -> None:
     assert page.evaluate(ACCESSIBILITY_PROBLEMS) == []
 
 
-def _draw(page, text: str, seed: int) -> None:
+def _draw(page, text: str, seed: int, height: int = 80, left: float = 40, top: float = 60) -> None:
     """Trace ``text`` stroke by stroke with pointer events, as a hand would."""
     from training.strokes import line_paths
 
     box = page.locator("#pad").bounding_box()
-    for path in line_paths(text, np.random.default_rng(seed), height=80, left=40, top=60):
+    for path in line_paths(text, np.random.default_rng(seed), height=height, left=left, top=top):
         page.mouse.move(box["x"] + path[0][0], box["y"] + path[0][1])
         page.mouse.down()
         for x, y in path[1:]:
@@ -197,17 +197,9 @@ def test_a_job_page_whose_job_is_deleted_meanwhile_says_so_instead_of_waiting_fo
 def test_the_pad_keeps_what_was_drawn_near_its_bottom_when_it_widens(chromium, stack):
     # A phone turned sideways: the pad grows far more in width than in height. Scaled by the
     # width alone, strokes near the bottom went below the pad and out of the picture sent.
-    from training.strokes import line_paths
-
     client = _user(stack)
     context, page = _logged_in(chromium, stack, client, viewport={"width": 390, "height": 844})
-    box = page.locator("#pad").bounding_box()
-    for path in line_paths("11", np.random.default_rng(5), height=60, left=40, top=box["height"] - 80):  # near the bottom
-        page.mouse.move(box["x"] + path[0][0], box["y"] + path[0][1])
-        page.mouse.down()
-        for x, y in path[1:]:
-            page.mouse.move(box["x"] + x, box["y"] + y)
-        page.mouse.up()
+    _draw(page, "11", seed=5, height=60, top=page.locator("#pad").bounding_box()["height"] - 80)  # near the bottom
     narrow = page.evaluate(INK_ON_PAD)
     assert narrow["dark"] > 100 and narrow["bottom"] > 0.7 * narrow["height"]
     page.set_viewport_size({"width": 1280, "height": 900})
@@ -219,17 +211,9 @@ def test_the_pad_keeps_what_was_drawn_near_its_bottom_when_it_widens(chromium, s
 
 
 def test_the_pad_keeps_what_was_drawn_near_its_edge_when_it_narrows_and_ctrl_z_while_typing_is_typing(chromium, stack):
-    from training.strokes import line_paths
-
     client = _user(stack)
     context, page = _logged_in(chromium, stack, client, **DESKTOP)
-    box = page.locator("#pad").bounding_box()
-    for path in line_paths("77", np.random.default_rng(5), height=80, left=box["width"] - 160, top=60):  # near the right edge
-        page.mouse.move(box["x"] + path[0][0], box["y"] + path[0][1])
-        page.mouse.down()
-        for x, y in path[1:]:
-            page.mouse.move(box["x"] + x, box["y"] + y)
-        page.mouse.up()
+    _draw(page, "77", seed=5, left=page.locator("#pad").bounding_box()["width"] - 160)  # near the right edge
     wide = page.evaluate(INK_ON_PAD)
     assert wide["dark"] > 500 and wide["right"] > 0.8 * wide["width"]
     page.set_viewport_size({"width": 390, "height": 844})  # a phone's width: the pad narrows
