@@ -62,7 +62,7 @@ def _load(version: str):
 def wanted_version() -> str:
     from webapp.recognition import model_store
 
-    return os.environ.get("MODEL_VERSION") or model_store.active_version()
+    return model_store.wanted_version()
 
 
 def _raise_if_time_limit(error: BaseException) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -60,6 +61,11 @@ _ACTIVE_SQL = "SELECT {version} FROM {table} ORDER BY id DESC LIMIT 1".format(
     version=connection.ops.quote_name(ModelPointer._meta.get_field("version").column),
     table=connection.ops.quote_name(ModelPointer._meta.db_table),
 )
+
+
+def wanted_version() -> str:
+    """The version a worker reads with: the one MODEL_VERSION pins, or the ACTIVE one."""
+    return os.environ.get("MODEL_VERSION") or active_version()
 
 
 def exists(version: str) -> bool:

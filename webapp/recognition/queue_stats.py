@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-
 from webapp.recognition.models import Job, WorkerHeartbeat
 from webapp.recognition.services import INFERENCE_QUEUE, database_now
 

@@ -197,8 +197,7 @@ def clean_page(ink: np.ndarray) -> CleanPage:
     # Canvases and single-line crops are evenly lit, and their strokes may be as wide
     # as any background window: flattening would hollow them out. Pages get it all.
     if min(ink.shape) < PAGE_MIN_SIDE:
-        binary, threshold = _binarise(ink)
-        return CleanPage(add_faint_strokes(ink, binary, threshold), 0.0, 0)
+        return CleanPage(_binary_with_faint_strokes(ink), 0.0, 0)
     flat = flatten(ink)
     binary = binarise(flat)
     skew = estimate_skew(binary) if binary.any() else 0.0
@@ -207,5 +206,10 @@ def clean_page(ink: np.ndarray) -> CleanPage:
     else:
         flat = rotate(flat, skew, cv2.INTER_LINEAR)
     flat, removed = remove_rulings(flat)
+    return CleanPage(_binary_with_faint_strokes(flat), skew, removed)
+
+
+def _binary_with_faint_strokes(flat: np.ndarray) -> np.ndarray:
+    """The final binary image: the threshold's ink, and the faint strokes beside it."""
     binary, threshold = _binarise(flat)
-    return CleanPage(add_faint_strokes(flat, binary, threshold), skew, removed)
+    return add_faint_strokes(flat, binary, threshold)

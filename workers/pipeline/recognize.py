@@ -16,7 +16,7 @@ import numpy as np
 
 from workers.pipeline import decoder, grammar, symbol_prior
 from workers.pipeline.errors import RecognitionError
-from workers.pipeline.imaging import decode_image
+from workers.pipeline.imaging import MAX_PIXELS, MAX_SIDE, decode_image
 from workers.pipeline.page import CleanPage, clean_page
 from workers.pipeline.preprocess import crops_to_batch
 from workers.pipeline.segment import Line as SegmentedLine
@@ -208,11 +208,9 @@ def recognize_ink(ink: np.ndarray, classifier) -> PageResult:
     return PageResult(lines, getattr(classifier, "version", None), ink, page)
 
 
-def recognize(data: bytes, classifier, max_pixels: int | None = None, max_side: int | None = None) -> PageResult:
-    """Recognise an encoded image (PNG, JPEG, WebP, TIFF); the limits default to imaging's."""
-    limits = {name: value for name, value in (("max_pixels", max_pixels), ("max_side", max_side)) if value is not None}
-    ink = decode_image(data, **limits)
-    return recognize_ink(ink, classifier)
+def recognize(data: bytes, classifier, max_pixels: int = MAX_PIXELS, max_side: int = MAX_SIDE) -> PageResult:
+    """Recognise an encoded image (PNG, JPEG, WebP, TIFF)."""
+    return recognize_ink(decode_image(data, max_pixels, max_side), classifier)
 
 
 def record(name: str, result: PageResult | None = None, error: RecognitionError | None = None) -> dict:

@@ -70,6 +70,11 @@ def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
     return max(0, min(a1, b1) - max(a0, b0))
 
 
+def _horizontal_gap(a: Box, b: Box) -> int:
+    """Columns between two boxes (0 when they overlap across)."""
+    return max(0, max(a[0], b[0]) - min(a[0] + a[2], b[0] + b[2]))
+
+
 def find_lines(binary: np.ndarray) -> list[Line]:
     """Segment a clean binary page (ink 255) into lines of symbol groups."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats((binary > 0).astype(np.uint8), connectivity=8)
@@ -88,12 +93,12 @@ def find_lines(binary: np.ndarray) -> list[Line]:
     # What is left of a ruling line is long and flat: far wider than any minus.
     keep &= ~((boxes[:, 2] > 4 * reference) & (boxes[:, 3] < 0.15 * boxes[:, 2]))
     # Counted before anything per mark is built: a small image can hold millions of dots.
-    kept_count = int(np.count_nonzero(keep))
-    if kept_count == 0:
+    kept_indices = np.flatnonzero(keep)
+    if kept_indices.size == 0:
         raise RecognitionError("no_symbols", "no symbols found: only specks of noise")
-    if kept_count > MAX_SYMBOLS_PER_PAGE:
-        raise RecognitionError("too_many_symbols", f"found {kept_count} marks; a page may hold at most {MAX_SYMBOLS_PER_PAGE}")
-    kept = [int(i) for i in np.nonzero(keep)[0]]
+    if kept_indices.size > MAX_SYMBOLS_PER_PAGE:
+        raise RecognitionError("too_many_symbols", f"found {kept_indices.size} marks; a page may hold at most {MAX_SYMBOLS_PER_PAGE}")
+    kept = kept_indices.tolist()
     # From here on, plain tuples: the merging below reads boxes many times per symbol, and
     # numpy scalars made that most of a canvas line's segmentation time. Only the kept marks
     # are read, by their component index.
@@ -172,7 +177,7 @@ def _is_top_bar(bar, body) -> bool:
     bx, by, bw, bh = bar
     x, y, w, h = body
     centre = by + bh / 2
-    gap = max(0, max(bx, x) - min(bx + bw, x + w))
+    gap = _horizontal_gap(bar, body)
     over = _overlap(bx, bx + bw, x, x + w) >= 0.3 * bw
     beside = gap <= 0.25 * h and bh <= 0.6 * bw  # flattish: a short flag drawn thick is 2:1 at most
     return bh <= 0.45 * h and y - 0.35 * h <= centre <= y + 0.3 * h and (over or beside)
@@ -238,7 +243,7 @@ def _is_fragment(box, line_height: float) -> bool:
 
 def _gap(a, b) -> float:
     """Distance between two boxes (0 when they overlap)."""
-    dx = max(0, max(a[0], b[0]) - min(a[0] + a[2], b[0] + b[2]))
+    dx = _horizontal_gap(a, b)
     dy = max(0, max(a[1], b[1]) - min(a[1] + a[3], b[1] + b[3]))
     return float(np.hypot(dx, dy))
 
@@ -271,55 +276,56 @@ def _is_bottom_hook(piece: Box, body: Box, line_height: float) -> bool:
     this low."""
     px, py, pw, ph = piece
     x, y, w, h = body
-    gap = max(0, max(px, x) - min(px + pw, x + w))
     centre = (py + ph / 2 - y) / h
     return (
         max(pw, ph) < 0.45 * line_height
         and h >= 0.65 * line_height
-        and gap <= max(2.0, 0.05 * line_height)
+        and _horizontal_gap(piece, body) <= max(2.0, 0.05 * line_height)
         and centre >= 0.75
         and py + ph <= y + h + 0.1 * h
     )
 
 
 def _merge_bottom_hooks(groups: list[list[int]], boxes: Boxes, line_height: float) -> list[list[int]]:
-    """Join a broken-off tail to the digit beside it (see :func:`_is_bottom_hook`)."""
-    merged = [list(g) for g in groups]
-    index = 0
-    while index < len(merged):
-        piece = _group_box(merged[index], boxes)
-        for neighbour in (index + 1, index - 1):
-            if 0 <= neighbour < len(merged) and _is_bottom_hook(piece, _group_box(merged[neighbour], boxes), line_height):
-                merged[neighbour].extend(merged.pop(index))
-                index -= 1
-                break
-        index += 1
-    return merged
+    """Join a broken-off tail to the digit beside it (see :func:`_is_bottom_hook`); the digit
+    it curls back from is usually the one after it."""
+    return _join_to_a_neighbour(groups, boxes, lambda piece, body: _is_bottom_hook(piece, body, line_height), steps=(1, -1))
+
+
+def _is_touching_bar(bar: Box, neighbour: Box, line_height: float) -> bool:
+    """A flat stroke that touches a neighbour at its own height: a pen lift in the bar of a
+    ``+`` or ``=``, or a minus broken in two. Should it really be a minus written too close,
+    the merged group is wide and gets split proposals, so the decoder can still read it apart.
+    A small ``+`` or ``=`` is short too, but not flat: it stays a symbol of its own."""
+    _, y, _, h = bar
+    if not (h < 0.35 * line_height and _is_flat(bar)):
+        return False
+    centre = y + h / 2
+    _, ny, _, nh = neighbour
+    at_its_height = ny + 0.2 * nh <= centre <= ny + 0.8 * nh
+    # or the other half of one bar, broken by a faint pixel or two: level with it
+    level_bar = _is_flat(neighbour) and abs(centre - (ny + nh / 2)) <= max(2.0, 0.05 * line_height)
+    return _horizontal_gap(bar, neighbour) <= max(2.0, 0.05 * line_height) and (at_its_height or level_bar)
 
 
 def _merge_touching_bars(groups: list[list[int]], boxes: Boxes, line_height: float) -> list[list[int]]:
-    """Join a flat stroke that touches a neighbour at its own height: a pen lift in the
-    bar of a ``+`` or ``=``, or a minus broken in two. Should it really be a minus written too close, the merged
-    group is wide and gets split proposals, so the decoder can still read it apart.
-    A small ``+`` or ``=`` is short too, but not flat: it stays a symbol of its own."""
+    """Join each touching bar to its neighbour (see :func:`_is_touching_bar`)."""
+    return _join_to_a_neighbour(groups, boxes, lambda bar, neighbour: _is_touching_bar(bar, neighbour, line_height), steps=(-1, 1))
+
+
+def _join_to_a_neighbour(groups: list[list[int]], boxes: Boxes, joins, steps: tuple[int, int]) -> list[list[int]]:
+    """Move each group into the first neighbour (tried at ``steps`` from it) for which
+    ``joins(its box, the neighbour's box)`` holds; a neighbour that grew is looked at again."""
     merged = [list(g) for g in groups]
     index = 0
     while index < len(merged):
-        x, y, w, h = _group_box(merged[index], boxes)
-        if h < 0.35 * line_height and _is_flat((x, y, w, h)):
-            centre = y + h / 2
-            for neighbour in (index - 1, index + 1):
-                if not 0 <= neighbour < len(merged):
-                    continue
-                nx, ny, nw, nh = _group_box(merged[neighbour], boxes)
-                gap = max(0, max(x, nx) - min(x + w, nx + nw))
-                at_its_height = ny + 0.2 * nh <= centre <= ny + 0.8 * nh
-                # or the other half of one bar, broken by a faint pixel or two: level with it
-                level_bar = _is_flat((nx, ny, nw, nh)) and abs(centre - (ny + nh / 2)) <= max(2.0, 0.05 * line_height)
-                if gap <= max(2.0, 0.05 * line_height) and (at_its_height or level_bar):
-                    merged[neighbour].extend(merged.pop(index))
-                    index -= 1
-                    break
+        box = _group_box(merged[index], boxes)
+        for step in steps:
+            neighbour = index + step
+            if 0 <= neighbour < len(merged) and joins(box, _group_box(merged[neighbour], boxes)):
+                merged[neighbour].extend(merged.pop(index))
+                index -= 1
+                break
         index += 1
     return merged
 

@@ -4,8 +4,6 @@ reads exists (the worker container's healthcheck).
 A worker whose MODEL_VERSION names no version gives every job back (workers/job_runner.py):
 alive, but of no use, so the orchestrator is told.
 """
-import os
-
 from django.core.management.base import BaseCommand, CommandError
 
 from models.registry import RegistryError
@@ -26,7 +24,7 @@ class Command(BaseCommand):
         if beat is None or beat.seen_at < database_now() - ALIVE:
             raise CommandError(f"{name} has sent no heartbeat in the last {int(ALIVE.total_seconds())} s")
         try:
-            version = os.environ.get("MODEL_VERSION") or model_store.active_version()
+            version = model_store.wanted_version()
         except (RegistryError, model_store.ModelStoreError) as error:
             raise CommandError(f"{name} has no model to read with: {error}") from error
         if not model_store.exists(version):

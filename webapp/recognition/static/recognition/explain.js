@@ -77,9 +77,9 @@ const Explain = {
     const form = el("form", { class: "retype" });
     const inputId = `retype-${index}`;
     // What was read, to be fixed in place: a line that did not evaluate shows its whole best reading.
-    const read = line.error && line.error.best_reading ? line.error.best_reading
-      : (line.expression || "") + (line.answer !== null && line.answer !== undefined ? "=" + (line.answer_expression ?? String(line.answer)) : "");
-    const input = el("input", { id: inputId, type: "text", value: shown(read), autocomplete: "off" });
+    const read = line.error && line.error.best_reading ? shown(line.error.best_reading)
+      : shown(line.expression || "") + (line.answer !== null && line.answer !== undefined ? "=" + written(line) : "");
+    const input = el("input", { id: inputId, type: "text", value: read, autocomplete: "off" });
     form.append(el("label", { for: inputId, text: "Or type it:" }), input, el("button", { type: "submit", text: "Fix" }));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
