@@ -98,3 +98,35 @@ def test_near_ties_that_die_at_the_end_of_a_long_line_do_not_crowd_out_the_readi
     columns = [[("1", 0.99)], [("*", 0.99)], [("-", 0.5), ("(", 0.45)]] * 15 + [[("1", 0.99)]]
     reading = decode(_chain(columns), len(columns) + 1)
     assert reading is not None and reading.text == "1*-" * 15 + "1"
+
+
+def test_each_split_proposal_carries_the_whole_split_prior():
+    # A wide group ('4' touching '=' in '2+4=6') whose whole the model reads as a '4' at 0.97,
+    # with two ways to cut it: at the join (a '4' and an '=', both sure) and through the '4'.
+    # Proposing a second, wrong cut must not make the right one less likely: each cut is a
+    # hypothesis of its own, weighed by the group's shape (split_prior), and the pieces' own
+    # probabilities say which cut it is. (Sharing the prior between the proposals read '2+46'.)
+    import numpy as np
+
+    from workers.pipeline.recognize import _lattice, _with_candidates, read_line
+    from workers.pipeline.segment import Group, Line, Piece
+    from workers.pipeline.symbols import CLASS_INDEX, NUM_CLASSES
+
+    def piece(x):
+        return Piece((x, 0, 10, 10), np.full((10, 10), 255, np.uint8))
+
+    def sure(symbol, p):
+        row = np.full(NUM_CLASSES, (1 - p) / (NUM_CLASSES - 1))
+        row[CLASS_INDEX[symbol]] = p
+        return row
+
+    wide = Group(piece(20), splits=[[piece(20), piece(30)], [piece(20), piece(25), piece(30)]], split_prior=0.52)
+    line = Line((0, 0, 50, 10), [Group(piece(0)), Group(piece(10)), wide, Group(piece(40))])
+    pieces = []
+    edges, nodes = _lattice(line, pieces)
+    # Crops in lattice order: '2', '+', the whole, cut one (two pieces), cut two (three pieces), '6'.
+    probabilities = np.array([sure("2", 0.99), sure("+", 0.99), sure("4", 0.974), sure("4", 0.999), sure("=", 0.998),
+                              sure("1", 0.5), sure("*", 0.5), sure("=", 0.998), sure("6", 0.99)])
+    batch = np.zeros((len(pieces), 28, 28, 1), np.float32)
+    reading = read_line(_with_candidates(edges, probabilities), nodes, pieces, probabilities, batch, line.box)
+    assert (reading.expression, reading.answer, reading.correct) == ("2+4", 6, True)

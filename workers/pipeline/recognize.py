@@ -116,8 +116,9 @@ def _lattice(line: SegmentedLine, pieces: list[Piece]) -> tuple[list[decoder.Edg
         for split in group.splits:
             path = [node] + list(range(next_free, next_free + len(split) - 1)) + [end]
             next_free += len(split) - 1
-            # The proposals share the split prior between them.
-            penalty = math.log(group.split_prior / len(group.splits))
+            # Each proposal is a hypothesis of its own with the group's whole split prior: the
+            # pieces' probabilities say which cut it is (shared out, a second cut made the right one lose).
+            penalty = math.log(group.split_prior)
             for index, piece in enumerate(split):
                 pieces.append(piece)
                 edges.append(
