@@ -70,7 +70,7 @@ def baseline_reader(model):
                 continue
             crop = crop_to_input(binary[y : y + h, x : x + w])
             probabilities = model.predict(crop[None, :, :, None], verbose=0)[0]
-            text.append(CLASSES[int(np.argmax(probabilities))])
+            text.append(CLASSES[int(np.argmax(probabilities[: len(CLASSES)]))])
         return "".join(text)
 
     return read

@@ -6,7 +6,7 @@ import pytest
 
 from training import dataset, mnist, strokes
 from workers.pipeline.preprocess import crop_to_input
-from workers.pipeline.symbols import CLASSES
+from workers.pipeline.symbols import CLASSES, MODEL_CLASSES
 
 
 @pytest.mark.parametrize("symbol", CLASSES)
@@ -66,7 +66,8 @@ def test_mnist_split_is_stratified_disjoint_and_fixed():
 
 def test_small_dataset_builds_with_provenance(tmp_path):
     arrays, provenance = dataset.load_or_build(dataset.DatasetConfig.small(), cache_dir=tmp_path)
-    assert set(np.unique(arrays["y_train"])) == set(range(len(CLASSES)))
+    assert set(np.unique(arrays["y_train"])) == set(range(len(MODEL_CLASSES)))
+    assert provenance["sizes"]["train"]["by_source"]["touching-pair"] == 40  # the not-one-symbol class
     assert provenance["mnist_sha256"] and provenance["sha256"]["test"]
     assert provenance["sizes"]["test"]["by_source"]["mnist"] == 2000
     # A second call reads the cache and gives identical arrays.

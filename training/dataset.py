@@ -9,6 +9,9 @@
 - Extra digits in other countries' styles, and all operators, parentheses and
   ``=``, come from the stroke generator (:mod:`training.strokes`). Each split
   uses its own seeds, so test glyphs are never seen in training.
+- The ``not-one-symbol`` class is two symbols drawn touching (from the same sources, by
+  split), which segmentation can hand the model as one group: it lets the decoder see
+  that such a whole is not one symbol and prefer its cut.
 - Every sample goes through :func:`workers.pipeline.preprocess.crop_to_input`,
   the function inference uses.
 
@@ -30,7 +33,7 @@ import numpy as np
 
 from training import mnist, strokes
 from workers.pipeline import preprocess, symbols
-from workers.pipeline.symbols import CLASS_INDEX, CLASSES, DIGITS, OPERATORS
+from workers.pipeline.symbols import CLASS_INDEX, CLASSES, DIGITS, MODEL_CLASSES, NOT_ONE_SYMBOL, OPERATORS
 
 SPLITS = ("train", "val", "test")
 
@@ -43,6 +46,7 @@ class DatasetConfig:
     mnist_augmented_copies: int = 4
     generated_digits_per_class: dict = None  # per split
     generated_operators_per_class: dict = None  # per split
+    touching_pairs: dict = None  # per split; the not-one-symbol class
     workers: int = 2
 
     def __post_init__(self):
@@ -50,6 +54,8 @@ class DatasetConfig:
             object.__setattr__(self, "generated_digits_per_class", {"train": 3000, "val": 150, "test": 300})
         if self.generated_operators_per_class is None:
             object.__setattr__(self, "generated_operators_per_class", {"train": 3500, "val": 300, "test": 600})
+        if self.touching_pairs is None:
+            object.__setattr__(self, "touching_pairs", {"train": 3500, "val": 300, "test": 600})
 
     @classmethod
     def from_dict(cls, values: dict) -> "DatasetConfig":
@@ -62,6 +68,7 @@ class DatasetConfig:
             mnist_augmented_copies=0,
             generated_digits_per_class={"train": 10, "val": 4, "test": 4},
             generated_operators_per_class={"train": 40, "val": 8, "test": 8},
+            touching_pairs={"train": 40, "val": 8, "test": 8},
         )
 
 
@@ -126,6 +133,51 @@ def _mnist_chunk(args: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
     return np.stack([to_uint8(preprocess.crop_to_input(augment_mnist(img, int(lab), rng))) for img, lab in zip(images, labels)])
 
 
+NOT_PAIRED = {"()", ")(", "--", "-=", "=-", "==", "-(", ")-"}
+"""Pairs left out of the not-one-symbol class because, touching, they look like one symbol
+the model must keep reading: ``()`` is a ``0``, two bars a long minus or an ``=``."""
+
+
+def _pair_glyph(symbol: str, rng: np.random.Generator, digits: dict[int, np.ndarray]) -> np.ndarray:
+    """One symbol, ink-bright and tight: half of the digits are the split's real MNIST digits."""
+    if symbol.isdigit() and len(digits[int(symbol)]) and rng.random() < 0.5:
+        pool = digits[int(symbol)]
+        image = cv2.resize(pool[int(rng.integers(len(pool)))], (84, 84), interpolation=cv2.INTER_CUBIC)
+    else:
+        image = strokes.render_symbol(symbol, rng, scan=False)
+    ys, xs = np.nonzero(image > 60)
+    return image[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+
+
+def touching_pair(rng: np.random.Generator, digits: dict[int, np.ndarray], height: int = 60) -> tuple[str, np.ndarray]:
+    """Two symbols of a line drawn touching or overlapping a little, as one ink-bright crop."""
+    while True:
+        pair = "".join(str(rng.choice(DIGITS)) if rng.random() < 0.6 else str(rng.choice(OPERATORS)) for _ in range(2))
+        if pair not in NOT_PAIRED:
+            break
+    canvas = np.zeros((3 * height, 4 * height), np.uint8)
+    x = height // 2
+    for symbol in pair:
+        glyph = _pair_glyph(symbol, rng, digits)
+        relative, centre = strokes.LINE_LAYOUT.get(symbol, (1.0, 0.5))
+        gh, gw = glyph.shape
+        scale = height * relative * rng.uniform(0.8, 1.2) / (gw if symbol in "-=" else gh)
+        glyph = cv2.resize(glyph, (max(2, int(gw * scale)), max(2, int(gh * scale))), interpolation=cv2.INTER_AREA)
+        glyph = glyph[:, : canvas.shape[1] - x]
+        top = int(np.clip(height + height * centre - glyph.shape[0] / 2 + rng.normal(0, height * 0.05), 0, canvas.shape[0] - glyph.shape[0]))
+        region = canvas[top : top + glyph.shape[0], x : x + glyph.shape[1]]
+        np.maximum(region, glyph[: region.shape[0], : region.shape[1]], out=region)
+        # The next one starts inside this one's box, so that the two touch or cross.
+        x += glyph.shape[1] - int(height * rng.uniform(0.02, 0.2))
+    return pair, canvas
+
+
+def _pair_chunk(args: tuple[int, int, dict]) -> np.ndarray:
+    count, seed, digits = args
+    rng = np.random.default_rng(seed)
+    return np.stack([to_uint8(preprocess.crop_to_input(touching_pair(rng, digits)[1])) for _ in range(count)])
+
+
 def _plain_chunk(images: np.ndarray) -> np.ndarray:
     return np.stack([to_uint8(preprocess.crop_to_input(image)) for image in images])
 
@@ -180,6 +232,14 @@ def build(config: DatasetConfig, mnist_source: Path | None = None, splits: tuple
                     xs.append(block)
                     ys.append(np.full(count, CLASS_INDEX[symbol], dtype=np.uint8))
                     sources.append(np.full(count, source))
+            digits = {d: split_images[split_labels == d] for d in range(10)}
+            per_chunk = max(1, math.ceil(config.touching_pairs[split] / 4))
+            jobs = [(min(per_chunk, config.touching_pairs[split] - start), _seed(config, split, "pairs", n), digits)
+                    for n, start in enumerate(range(0, config.touching_pairs[split], per_chunk))]
+            for (count, _, _), block in zip(jobs, pool.map(_pair_chunk, jobs)):
+                xs.append(block)
+                ys.append(np.full(count, MODEL_CLASSES.index(NOT_ONE_SYMBOL), dtype=np.uint8))
+                sources.append(np.full(count, "touching-pair"))
             out[f"x_{split}"] = np.concatenate(xs)
             out[f"y_{split}"] = np.concatenate(ys).astype(np.uint8)
             out[f"src_{split}"] = np.concatenate(sources).astype("U24")
@@ -217,7 +277,7 @@ def load_or_build(config: DatasetConfig, mnist_source: Path | None = None, cache
             split: {
                 "total": int(len(arrays[f"y_{split}"])),
                 "by_source": {s: int(n) for s, n in zip(*np.unique(arrays[f"src_{split}"], return_counts=True))},
-                "by_class": {CLASSES[c]: int(n) for c, n in zip(*np.unique(arrays[f"y_{split}"], return_counts=True))},
+                "by_class": {MODEL_CLASSES[c]: int(n) for c, n in zip(*np.unique(arrays[f"y_{split}"], return_counts=True))},
             }
             for split in SPLITS
         },

@@ -1,4 +1,5 @@
-"""Draw a picture of the training data: generated symbols per style, MNIST with added styles.
+"""Draw a picture of the training data: generated symbols per style, MNIST with added styles,
+and the not-one-symbol class (two symbols touching).
 
     python -m training.gallery docs/training-data.png
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training import strokes
+from training import dataset, strokes
 from training.compose import held_out_digits
 from workers.pipeline.preprocess import crop_to_input
 
@@ -41,6 +42,10 @@ def gallery(seed: int = 7) -> np.ndarray:
     digits = held_out_digits()
     for label in (1, 7):
         raw = [strokes.add_style_to_mnist(cv2.resize(digits[label][i], (84, 84)), label, rng) for i in range(SAMPLES)]
+        rows.append((raw, [crop_to_input(r) for r in raw]))
+    pool = {d: np.asarray(digits[d]) for d in range(10)}  # held-out digits: a picture, not training data
+    for _ in range(2):
+        raw = [dataset.touching_pair(rng, pool)[1] for _ in range(SAMPLES)]
         rows.append((raw, [crop_to_input(r) for r in raw]))
     lines = []
     for raw, model_inputs in rows:

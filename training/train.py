@@ -35,7 +35,7 @@ from models.registry import write_atomically
 from training import dataset, validate_real
 from workers.pipeline import calibration
 from workers.pipeline.preprocess import PREPROCESS_CONFIG
-from workers.pipeline.symbols import CLASSES, DISPLAY, NUM_CLASSES
+from workers.pipeline.symbols import CLASSES, DISPLAY, MODEL_CLASSES, NOT_ONE_SYMBOL
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNS_DIR = REPO_ROOT / "data" / "runs"
@@ -251,13 +251,20 @@ def predict(model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
 
 
 def held_out_metrics(model, arrays: dict) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Accuracy per source and class. A symbol is scored by its best symbol class, as the
+    pipeline reads a group that has no cut; a touching pair by whether the model calls it
+    not one symbol, and ``symbols_called_not_one`` is how often it says that of a single one."""
     x, y, sources = dataset.to_float(arrays["x_test"]), arrays["y_test"], arrays["src_test"]
-    predicted = predict(model, x).argmax(axis=1)
+    probabilities = predict(model, x)
+    pair = y == len(CLASSES)
+    predicted = np.where(pair, probabilities.argmax(axis=1), probabilities[:, : len(CLASSES)].argmax(axis=1))
     metrics = {"accuracy": float((predicted == y).mean()), "n": int(len(y))}
     for source in np.unique(sources):
         mask = sources == source
         metrics[f"{source.replace('-', '_')}_accuracy"] = float((predicted[mask] == y[mask]).mean())
-    metrics["per_class"] = {CLASSES[c]: float((predicted[y == c] == c).mean()) for c in range(NUM_CLASSES) if (y == c).any()}
+    if probabilities.shape[1] > len(CLASSES):
+        metrics["symbols_called_not_one"] = float((probabilities[~pair].argmax(axis=1) == len(CLASSES)).mean())
+    metrics["per_class"] = {MODEL_CLASSES[c]: float((predicted[y == c] == c).mean()) for c in range(len(MODEL_CLASSES)) if (y == c).any()}
     return metrics, y, predicted
 
 
@@ -268,10 +275,10 @@ def write_confusion_png(y: np.ndarray, predicted: np.ndarray, path: Path, title:
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    labels = [DISPLAY.get(c, c) for c in CLASSES]
+    labels = [DISPLAY.get(c, c) if c != NOT_ONE_SYMBOL else "pair" for c in MODEL_CLASSES]
     figure, axes = plt.subplots(figsize=(9, 8))
     ConfusionMatrixDisplay.from_predictions(
-        y, predicted, labels=list(range(NUM_CLASSES)), display_labels=labels, ax=axes, colorbar=False, cmap="Blues"
+        y, predicted, labels=list(range(len(MODEL_CLASSES))), display_labels=labels, ax=axes, colorbar=False, cmap="Blues"
     )
     axes.set_title(title)
     figure.tight_layout()
@@ -371,10 +378,10 @@ def main(argv: list[str] | None = None) -> int:
         model = keras.models.load_model(run_dir / "last.keras", compile=False)
     else:
         # 2. Model.
-        model = build_model(width=args.width)
+        model = build_model(len(MODEL_CLASSES), width=args.width)
         if args.label_smoothing:  # Keras smooths only one-hot targets
             loss = keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing)
-            fit_train, fit_val = keras.utils.to_categorical(y_train, NUM_CLASSES), keras.utils.to_categorical(y_val, NUM_CLASSES)
+            fit_train, fit_val = keras.utils.to_categorical(y_train, len(MODEL_CLASSES)), keras.utils.to_categorical(y_val, len(MODEL_CLASSES))
         else:
             loss, fit_train, fit_val = keras.losses.SparseCategoricalCrossentropy(), y_train, y_val
         model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss=loss, metrics=["accuracy"])
@@ -432,10 +439,10 @@ def main(argv: list[str] | None = None) -> int:
     with staged_version(root) as (version, staging):  # removed again if anything below fails
         registry.write_atomically(run_dir / VERSION_FILE, version + "\n")
         # Ship weights only: a fresh, uncompiled copy carries no optimizer state.
-        serving = build_model(width=args.width)
+        serving = build_model(len(MODEL_CLASSES), width=args.width)
         serving.set_weights(model.get_weights())
         serving.save(staging / "model.keras")
-        (staging / "labels.json").write_text(json.dumps({"classes": list(CLASSES), "display": DISPLAY}, indent=2))
+        (staging / "labels.json").write_text(json.dumps({"classes": list(MODEL_CLASSES), "display": DISPLAY}, indent=2))
         provenance = {
             "version": version,
             "command": command,

@@ -87,12 +87,16 @@ def evaluate(predict_probabilities, data: RealSymbols, batch_size: int = 1024) -
     probabilities = np.concatenate(
         [predict_probabilities(batch[i : i + batch_size]) for i in range(0, len(batch), batch_size)]
     )
-    predicted = probabilities.argmax(axis=1)
+    # Each crop is one symbol: scored by its best symbol class, as the pipeline reads a group
+    # that has no cut. A model with a not-one-symbol output also says how often it doubts that.
+    predicted = probabilities[:, : len(CLASSES)].argmax(axis=1)
     result = {}
     for half in ("tune", "report"):
         mask = data.halves == half
         report = accuracy_report(data.labels[mask], predicted[mask])
         report["writers"] = int(len(set(data.writers[mask])))
+        if probabilities.shape[1] > len(CLASSES):
+            report["called_not_one_symbol"] = float((probabilities[mask].argmax(axis=1) == len(CLASSES)).mean())
         pairs = {}
         for truth, guess in zip(data.labels[mask], predicted[mask]):
             if truth != guess:

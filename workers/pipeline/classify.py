@@ -22,7 +22,7 @@ import numpy as np
 from workers.pipeline.calibration import apply_temperature, temperature_of
 from workers.pipeline.errors import raised_by
 from workers.pipeline.preprocess import INPUT_SIZE
-from workers.pipeline.symbols import CLASSES
+from workers.pipeline.symbols import CLASSES, MODEL_CLASSES
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,12 @@ def configure_threads(threads: int | None) -> None:
 
 
 class SymbolClassifier:
-    """Probabilities over CLASSES for a batch of 28×28 inputs."""
+    """Probabilities over CLASSES for a batch of 28×28 inputs.
+
+    A model that also outputs NOT_ONE_SYMBOL (two touching symbols) serves its symbol
+    columns only, not renormalised: each row then sums to the chance that the crop is one
+    symbol, so a whole the model doubts weighs less against its cut in the decoder.
+    """
 
     def __init__(self, version: str | None = None, models_root: Path | None = None, threads: int | None = None,
                  propagate: tuple[type[BaseException], ...] = ()):
@@ -65,8 +70,8 @@ class SymbolClassifier:
 
         self.version = version or registry.active_version(models_root)
         labels = registry.load_labels(self.version, models_root)
-        if tuple(labels) != CLASSES:
-            raise ValueError(f"model {self.version} has classes {labels}, the pipeline expects {list(CLASSES)}")
+        if tuple(labels) not in (CLASSES, MODEL_CLASSES):
+            raise ValueError(f"model {self.version} has classes {labels}, the pipeline expects {list(MODEL_CLASSES)}")
         model = registry.load_model(self.version, models_root)
         self.temperature = temperature_of(registry.load_config(self.version, models_root))
         self._function = tf.function(
@@ -92,11 +97,12 @@ class SymbolClassifier:
             probabilities = self._graph(self._to_tensor(batch)).numpy()
         if not np.isfinite(probabilities).all():
             raise ModelFault(f"model {self.version} answered NaN or infinite values for a batch of {len(batch)}")
-        return apply_temperature(probabilities, self.temperature)
+        return apply_temperature(probabilities, self.temperature)[:, : len(CLASSES)]
 
     def predict_with_tensorflow(self, batch: np.ndarray) -> np.ndarray:
         """The traced TensorFlow graph, bypassing LiteRT: what the LiteRT path is checked against."""
-        return apply_temperature(self._graph(self._to_tensor(np.asarray(batch, dtype=np.float32))).numpy(), self.temperature)
+        probabilities = self._graph(self._to_tensor(np.asarray(batch, dtype=np.float32))).numpy()
+        return apply_temperature(probabilities, self.temperature)[:, : len(CLASSES)]
 
 
 class _LiteModel:

@@ -50,6 +50,11 @@ _WEIGHTS = (class_prior() * len(CLASSES)).astype(np.float32)  # prior relative t
 
 
 def posterior(probabilities: np.ndarray) -> np.ndarray:
-    """Rows of model probabilities (uniform prior) reweighted by the class prior, renormalised."""
-    weighted = np.asarray(probabilities, dtype=np.float32) * _WEIGHTS
-    return weighted / np.maximum(weighted.sum(axis=-1, keepdims=True), 1e-12)
+    """Rows of model probabilities (uniform prior) reweighted by the class prior.
+
+    Each row keeps its sum: a model with a not-one-symbol output gives rows that sum to the
+    chance that the crop is one symbol, and the prior only shares that out among the symbols.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    weighted = probabilities * _WEIGHTS
+    return weighted * (probabilities.sum(axis=-1, keepdims=True) / np.maximum(weighted.sum(axis=-1, keepdims=True), 1e-12))

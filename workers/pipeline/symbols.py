@@ -17,6 +17,14 @@ OPERATORS = ("+", "-", "*", "(", ")", "=")
 CLASS_INDEX = {symbol: index for index, symbol in enumerate(CLASSES)}
 NUM_CLASSES = len(CLASSES)
 
+NOT_ONE_SYMBOL = "not-one-symbol"
+"""A model's extra output for a crop that holds no single symbol: two touching symbols read
+as one group. Segmentation proposes such wholes beside their cuts; this is how the decoder
+learns that a whole is not one symbol. It is never a reading: the pipeline keeps the
+symbol columns only, whose sum is then the chance that the crop is one symbol."""
+MODEL_CLASSES = CLASSES + (NOT_ONE_SYMBOL,)
+"""What a model trained now outputs, in order; a model may also output CLASSES alone."""
+
 # Folder names used by the CROHME validation set and by our generated-data cache.
 FOLDER_NAMES = {"plus": "+", "minus": "-", "times": "*", "lparen": "(", "rparen": ")", "equals": "="}
 FOLDER_NAMES.update({digit: digit for digit in DIGITS})
