@@ -19,7 +19,11 @@ from workers.pipeline.symbols import CLASSES, OPERATORS
 # real digits 0.9716, real all 0.9739.
 # The operator floor moved down once, from 0.92 to 0.91 (v0006 traded the report half's `(`
 # for every other figure, chosen on the tune half); v0008 and v0010 raised it again.
-FLOORS = {"mnist": 0.97, "operators": 0.99, "real_operator_each": 0.95, "real_digits_mean": 0.97, "real_all": 0.97}
+# v0011 measured: MNIST 0.9705, operators 0.9894, `(` 0.9544, real digits 0.9703, real all 0.9726.
+# The generated-operator floor moved down, from 0.99 to 0.98: v0011 also learns that two
+# touching symbols are not one, which costs two tenths of the isolated figures and lifts every
+# whole-expression figure on both halves (chosen on the tune half; the README records the trade).
+FLOORS = {"mnist": 0.97, "operators": 0.98, "real_operator_each": 0.95, "real_digits_mean": 0.97, "real_all": 0.97}
 
 pytestmark = pytest.mark.slow
 

@@ -149,12 +149,13 @@ def _pair_glyph(symbol: str, rng: np.random.Generator, digits: dict[int, np.ndar
     return image[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
-def touching_pair(rng: np.random.Generator, digits: dict[int, np.ndarray], height: int = 60) -> tuple[str, np.ndarray]:
-    """Two symbols of a line drawn touching or overlapping a little, as one ink-bright crop."""
-    while True:
+def touching_pair(rng: np.random.Generator, digits: dict[int, np.ndarray], height: int = 60, pair: str | None = None) -> tuple[str, np.ndarray]:
+    """Two symbols of a line drawn touching or overlapping a little, as one ink-bright crop
+    (``pair``, or two drawn at random)."""
+    while pair is None:
         pair = "".join(str(rng.choice(DIGITS)) if rng.random() < 0.6 else str(rng.choice(OPERATORS)) for _ in range(2))
-        if pair not in NOT_PAIRED:
-            break
+        if pair in NOT_PAIRED:
+            pair = None
     canvas = np.zeros((3 * height, 4 * height), np.uint8)
     x = height // 2
     for symbol in pair:
