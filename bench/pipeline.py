@@ -57,7 +57,7 @@ def baseline_reader(model):
 
     from workers.pipeline.imaging import decode_image
     from workers.pipeline.preprocess import crop_to_input
-    from workers.pipeline.symbols import CLASSES
+    from workers.pipeline.symbols import CLASSES, symbol_columns
 
     def read(data: bytes) -> str:
         ink = decode_image(data)
@@ -70,7 +70,7 @@ def baseline_reader(model):
                 continue
             crop = crop_to_input(binary[y : y + h, x : x + w])
             probabilities = model.predict(crop[None, :, :, None], verbose=0)[0]
-            text.append(CLASSES[int(np.argmax(probabilities[: len(CLASSES)]))])
+            text.append(CLASSES[int(np.argmax(symbol_columns(probabilities)))])
         return "".join(text)
 
     return read

@@ -2,11 +2,15 @@
 import itertools
 import math
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
 from workers.pipeline.decoder import Edge, decode, greedy_reading, text_prior
 from workers.pipeline.grammar import accepts
+from workers.pipeline.recognize import _lattice, _with_candidates, read_line
+from workers.pipeline.segment import Group, Line, Piece
+from workers.pipeline.symbols import CLASS_INDEX, NUM_CLASSES
 
 ALPHABET = "0123456789+-*()="
 
@@ -106,12 +110,6 @@ def test_each_split_proposal_carries_the_whole_split_prior():
     # Proposing a second, wrong cut must not make the right one less likely: each cut is a
     # hypothesis of its own, weighed by the group's shape (split_prior), and the pieces' own
     # probabilities say which cut it is. (Sharing the prior between the proposals read '2+46'.)
-    import numpy as np
-
-    from workers.pipeline.recognize import _lattice, _with_candidates, read_line
-    from workers.pipeline.segment import Group, Line, Piece
-    from workers.pipeline.symbols import CLASS_INDEX, NUM_CLASSES
-
     def piece(x):
         return Piece((x, 0, 10, 10), np.full((10, 10), 255, np.uint8))
 

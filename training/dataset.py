@@ -33,7 +33,7 @@ import numpy as np
 
 from training import mnist, strokes
 from workers.pipeline import preprocess, symbols
-from workers.pipeline.symbols import CLASS_INDEX, CLASSES, DIGITS, MODEL_CLASSES, NOT_ONE_SYMBOL, OPERATORS
+from workers.pipeline.symbols import CLASS_INDEX, DIGITS, MODEL_CLASSES, NOT_ONE_SYMBOL_INDEX, OPERATORS
 
 SPLITS = ("train", "val", "test")
 
@@ -239,7 +239,7 @@ def build(config: DatasetConfig, mnist_source: Path | None = None, splits: tuple
                     for n, start in enumerate(range(0, config.touching_pairs[split], per_chunk))]
             for (count, _, _), block in zip(jobs, pool.map(_pair_chunk, jobs)):
                 xs.append(block)
-                ys.append(np.full(count, MODEL_CLASSES.index(NOT_ONE_SYMBOL), dtype=np.uint8))
+                ys.append(np.full(count, NOT_ONE_SYMBOL_INDEX, dtype=np.uint8))
                 sources.append(np.full(count, "touching-pair"))
             out[f"x_{split}"] = np.concatenate(xs)
             out[f"y_{split}"] = np.concatenate(ys).astype(np.uint8)

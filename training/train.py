@@ -35,7 +35,7 @@ from models.registry import write_atomically
 from training import dataset, validate_real
 from workers.pipeline import calibration
 from workers.pipeline.preprocess import PREPROCESS_CONFIG
-from workers.pipeline.symbols import CLASSES, DISPLAY, MODEL_CLASSES, NOT_ONE_SYMBOL
+from workers.pipeline.symbols import DISPLAY, MODEL_CLASSES, NOT_ONE_SYMBOL, NOT_ONE_SYMBOL_INDEX, symbol_columns
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNS_DIR = REPO_ROOT / "data" / "runs"
@@ -256,14 +256,14 @@ def held_out_metrics(model, arrays: dict) -> tuple[dict, np.ndarray, np.ndarray]
     not one symbol, and ``symbols_called_not_one`` is how often it says that of a single one."""
     x, y, sources = dataset.to_float(arrays["x_test"]), arrays["y_test"], arrays["src_test"]
     probabilities = predict(model, x)
-    pair = y == len(CLASSES)
-    predicted = np.where(pair, probabilities.argmax(axis=1), probabilities[:, : len(CLASSES)].argmax(axis=1))
+    pair = y == NOT_ONE_SYMBOL_INDEX
+    predicted = np.where(pair, probabilities.argmax(axis=1), symbol_columns(probabilities).argmax(axis=1))
     metrics = {"accuracy": float((predicted == y).mean()), "n": int(len(y))}
     for source in np.unique(sources):
         mask = sources == source
         metrics[f"{source.replace('-', '_')}_accuracy"] = float((predicted[mask] == y[mask]).mean())
-    if probabilities.shape[1] > len(CLASSES):
-        metrics["symbols_called_not_one"] = float((probabilities[~pair].argmax(axis=1) == len(CLASSES)).mean())
+    if probabilities.shape[1] > NOT_ONE_SYMBOL_INDEX:
+        metrics["symbols_called_not_one"] = float((probabilities[~pair].argmax(axis=1) == NOT_ONE_SYMBOL_INDEX).mean())
     metrics["per_class"] = {MODEL_CLASSES[c]: float((predicted[y == c] == c).mean()) for c in range(len(MODEL_CLASSES)) if (y == c).any()}
     return metrics, y, predicted
 

@@ -25,7 +25,7 @@ from PIL import Image
 
 from models import registry
 from workers.pipeline.preprocess import crops_to_batch
-from workers.pipeline.symbols import CLASSES, CLASS_INDEX, DIGITS, FOLDER_NAMES, OPERATORS
+from workers.pipeline.symbols import CLASSES, CLASS_INDEX, DIGITS, FOLDER_NAMES, NOT_ONE_SYMBOL_INDEX, OPERATORS, symbol_columns
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = Path(os.environ.get("CROHME_VALIDATION_DIR", REPO_ROOT.parent / "shared" / "data" / "crohme-validation"))
@@ -89,14 +89,14 @@ def evaluate(predict_probabilities, data: RealSymbols, batch_size: int = 1024) -
     )
     # Each crop is one symbol: scored by its best symbol class, as the pipeline reads a group
     # that has no cut. A model with a not-one-symbol output also says how often it doubts that.
-    predicted = probabilities[:, : len(CLASSES)].argmax(axis=1)
+    predicted = symbol_columns(probabilities).argmax(axis=1)
     result = {}
     for half in ("tune", "report"):
         mask = data.halves == half
         report = accuracy_report(data.labels[mask], predicted[mask])
         report["writers"] = int(len(set(data.writers[mask])))
-        if probabilities.shape[1] > len(CLASSES):
-            report["called_not_one_symbol"] = float((probabilities[mask].argmax(axis=1) == len(CLASSES)).mean())
+        if probabilities.shape[1] > NOT_ONE_SYMBOL_INDEX:
+            report["called_not_one_symbol"] = float((probabilities[mask].argmax(axis=1) == NOT_ONE_SYMBOL_INDEX).mean())
         pairs = {}
         for truth, guess in zip(data.labels[mask], predicted[mask]):
             if truth != guess:

@@ -22,7 +22,7 @@ import numpy as np
 from workers.pipeline.calibration import apply_temperature, temperature_of
 from workers.pipeline.errors import raised_by
 from workers.pipeline.preprocess import INPUT_SIZE
-from workers.pipeline.symbols import CLASSES, MODEL_CLASSES
+from workers.pipeline.symbols import CLASSES, MODEL_CLASSES, symbol_columns
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +97,15 @@ class SymbolClassifier:
             probabilities = self._graph(self._to_tensor(batch)).numpy()
         if not np.isfinite(probabilities).all():
             raise ModelFault(f"model {self.version} answered NaN or infinite values for a batch of {len(batch)}")
-        return apply_temperature(probabilities, self.temperature)[:, : len(CLASSES)]
+        return self._served(probabilities)
 
     def predict_with_tensorflow(self, batch: np.ndarray) -> np.ndarray:
         """The traced TensorFlow graph, bypassing LiteRT: what the LiteRT path is checked against."""
-        probabilities = self._graph(self._to_tensor(np.asarray(batch, dtype=np.float32))).numpy()
-        return apply_temperature(probabilities, self.temperature)[:, : len(CLASSES)]
+        return self._served(self._graph(self._to_tensor(np.asarray(batch, dtype=np.float32))).numpy())
+
+    def _served(self, probabilities: np.ndarray) -> np.ndarray:
+        """The model's output as the pipeline reads it: calibrated, symbol columns only."""
+        return symbol_columns(apply_temperature(probabilities, self.temperature))
 
 
 class _LiteModel:

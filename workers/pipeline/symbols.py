@@ -24,6 +24,12 @@ learns that a whole is not one symbol. It is never a reading: the pipeline keeps
 symbol columns only, whose sum is then the chance that the crop is one symbol."""
 MODEL_CLASSES = CLASSES + (NOT_ONE_SYMBOL,)
 """What a model trained now outputs, in order; a model may also output CLASSES alone."""
+NOT_ONE_SYMBOL_INDEX = MODEL_CLASSES.index(NOT_ONE_SYMBOL)
+
+
+def symbol_columns(probabilities):
+    """The symbol classes' columns of a model's output (rows of CLASSES or MODEL_CLASSES)."""
+    return probabilities[..., :NUM_CLASSES]
 
 # Folder names used by the CROHME validation set and by our generated-data cache.
 FOLDER_NAMES = {"plus": "+", "minus": "-", "times": "*", "lparen": "(", "rparen": ")", "equals": "="}
