@@ -33,7 +33,7 @@ def test_segmentation_alternatives_compete():
     edges = _chain([[("3", 0.9)], [("1", 0.9)], [("1", 0.9)], [("+", 0.9)], [("2", 0.9)]])
     edges.append(Edge(1, 3, (("4", 0.95),), penalty=math.log(0.95)))  # 0.9025 > 0.9 * 0.9
     assert decode(edges, 6).text == "34+2"  # '311+2' is grammatical too, but less probable
-    edges[-1] = Edge(1, 3, (("4", 0.5),), penalty=math.log(0.5))
+    edges[-1] = Edge(1, 3, (("4", 0.3),), penalty=math.log(0.3))  # 0.09 < 0.9 * 0.9, even with 1s as later digits
     assert decode(edges, 6).text == "311+2"
 
 
@@ -118,7 +118,7 @@ def test_each_split_proposal_carries_the_whole_split_prior():
         row[CLASS_INDEX[symbol]] = p
         return row
 
-    wide = Group(piece(20), splits=[[piece(20), piece(30)], [piece(20), piece(25), piece(30)]], split_prior=0.52)
+    wide = Group(piece(20), splits=[[piece(20), piece(30)], [piece(20), piece(25), piece(30)]], split_prior=0.6)
     line = Line((0, 0, 50, 10), [Group(piece(0)), Group(piece(10)), wide, Group(piece(40))])
     pieces = []
     edges, nodes = _lattice(line, pieces)

@@ -28,7 +28,9 @@ pytestmark = pytest.mark.slow
 # Session 11: each split proposal carries the whole split prior (expressions/ 0.8634, canvas 0.8439),
 # then v0011, which also knows two touching symbols are not one: rendered 0.8806, expressions/ 0.8683,
 # expressions-canvas/ 0.8585, touching digit pairs 0.63 (v0010: 0.54).
-FLOORS = {"rendered": 0.87, "expressions": 0.86, "expressions-canvas": 0.85, "touching_pairs": 0.60}
+# Session 12: later digits of a number no longer weighed as if they led it (Benford): rendered 0.8861,
+# expressions/ 0.8732, expressions-canvas/ 0.8537 (one line fewer; the tune half gained one), touching pairs 0.63.
+FLOORS = {"rendered": 0.88, "expressions": 0.86, "expressions-canvas": 0.85, "touching_pairs": 0.60}
 
 
 @pytest.fixture(scope="module")

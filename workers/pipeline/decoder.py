@@ -11,7 +11,8 @@ candidates of each outgoing edge, and drops extensions the grammar's prefix
 automaton rejects. The best hypothesis that reaches the last node in an
 accepting state wins. Its score is the product of its symbols' probabilities,
 the segmentation priors of its edges, and a small language prior (see
-:func:`transition_cost`). The prior only ranks readings: the probability reported for
+:func:`transition_cost`, and :func:`symbol_prior.later_digit_cost` for where a digit stands
+in its number). The prior only ranks readings: the probability reported for
 the winner leaves it out, so a well-read equality is not shown as doubtful.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from workers.pipeline import grammar
+from workers.pipeline import grammar, symbol_prior
 
 _FLOOR = 1e-12  # a class the model gave no mass still has a finite cost
 SIGN_AFTER_OPERATOR = math.log(0.05)
@@ -58,6 +59,7 @@ def text_prior(text: str) -> float:
     total = 0.0
     for index, symbol in enumerate(text):
         total += transition_cost(text[index - 1 : index], symbol, "=" in text[:index])
+        total += symbol_prior.later_digit_cost(text[max(index - 2, 0) : max(index - 1, 0)], text[index - 1 : index], symbol)
     return total
 
 
@@ -143,13 +145,15 @@ def decode(edges: list[Edge], node_count: int, beam_width: int = 64, top_k: int 
                         + math.log(max(probability, _FLOOR))
                         + edge.penalty
                         + transition_cost(hypothesis.symbol, symbol, grammar.is_right_side(hypothesis.state))
+                        + symbol_prior.later_digit_cost(hypothesis.parent.symbol if hypothesis.parent else "", hypothesis.symbol, symbol)
                     )
                     # What a hypothesis can still become, and at what cost, depends only on its
-                    # grammar state and its last symbol (the prior looks one symbol back): of those
-                    # that share both, only the best can win, so it alone is kept (Viterbi). Without
+                    # grammar state, its last symbol and whether the one before was a digit (the
+                    # priors look two symbols back at most): of those that share all three, only the
+                    # best can win, so it alone is kept (Viterbi). Without
                     # this, near-ties that die at the end of the line (a run of '-' that also look
                     # like '(') filled the beam and lost the only readings that parse.
-                    key = (symbol, state)
+                    key = (symbol, state, hypothesis.symbol.isdigit())
                     bucket = beams.setdefault(edge.end, {})
                     if key not in bucket or bucket[key].score < score:
                         bucket[key] = _Hypothesis(score, symbol, state, hypothesis, edge, probability)

@@ -21,6 +21,10 @@ top-3 shown and each symbol's confidence are this posterior. On the tune half of
 CROHME validation writers it lifts exact match on whole expressions from 88.5% to 91.7%
 (tablet) and from 89.6% to 91.7% (canvas), mostly ``1`` no longer read as ``(``, ``7``
 or ``4``. The classifier alone, as measured on isolated symbols, is unchanged.
+
+Where a digit stands in its number is known only to the decoder, which corrects the
+posterior for digits after the first (:func:`later_digit_cost`): on the tune half, 179 of
+192 expressions -> 180, and 2 more of the 360 rendered lines, whose digits are uniform.
 """
 from __future__ import annotations
 
@@ -46,7 +50,30 @@ def class_prior() -> np.ndarray:
     return prior / prior.sum()
 
 
+_DIGIT_TOTAL = sum(_digit_prior(digit) for digit in range(10))
 _WEIGHTS = (class_prior() * len(CLASSES)).astype(np.float32)  # prior relative to the model's uniform one
+
+
+def _second_digit(digit: int) -> float:
+    """Benford's law for the second digit of a number: 12% for a 0 down to 8.5% for a 9."""
+    return sum(math.log10(1 + 1 / (10 * first + digit)) for first in range(1, 10))
+
+
+def later_digit_cost(before_previous: str, previous: str, symbol: str) -> float:
+    """Log-ratio that corrects the posterior's digit prior for a digit that is not a number's first.
+
+    :func:`posterior` cannot know where a crop stands in its number, so it weighs every digit
+    as if it led half the time. The decoder knows: a digit after a digit is the number's
+    second (Benford's second-digit law, almost uniform) or a later one (uniform), and not
+    much more likely to be a 1 than a 7 (11% against 9%, not 30% against 6%). A first digit keeps the posterior's weight. Zero for
+    anything that is not such a digit. ``before_previous`` and ``previous`` are the two
+    symbols read before ``symbol`` ("" where there is none).
+    """
+    if symbol not in DIGITS or previous not in DIGITS:
+        return 0.0
+    digit = int(symbol)
+    place = _second_digit(digit) if before_previous not in DIGITS else 0.1
+    return math.log(place * _DIGIT_TOTAL / _digit_prior(digit))
 
 
 def posterior(probabilities: np.ndarray) -> np.ndarray:
