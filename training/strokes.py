@@ -242,10 +242,9 @@ def _plus(rng):
     cx, cy = _u(rng, 0.4, 0.6), _u(rng, 0.4, 0.6)
     if rng.random() < 0.2:  # the bar high up, like a dagger: still a plus, not a 7
         cy = _u(rng, 0.2, 0.4)
-    bow = 0.03 if rng.random() < 0.7 else _u(rng, 0.06, 0.14)  # quick arms often bow or hook
     return [
-        _line(rng, (_u(rng, 0.0, 0.15), cy), (_u(rng, 0.85, 1.0), cy), bow),
-        _line(rng, (cx, _u(rng, 0.0, 0.15)), (cx, _u(rng, 0.85, 1.0)), bow),
+        _line(rng, (_u(rng, 0.0, 0.15), cy), (_u(rng, 0.85, 1.0), cy)),
+        _line(rng, (cx, _u(rng, 0.0, 0.15)), (cx, _u(rng, 0.85, 1.0))),
     ]
 
 
@@ -334,27 +333,6 @@ def _equals(rng):
     return [_line(rng, *top, 0.04), _line(rng, *bottom, 0.04)]
 
 
-def _equals_joined(rng):
-    """An = written fast on a tablet: the top bar's end curls down towards the bottom bar,
-    runs on into it (a flat ⊃, or ⊂ when drawn from the right), or turns like a flat Z with
-    round corners. Read as a squat 2 before (the tune half's = -> 2 misses)."""
-    gap = _u(rng, 0.25, 0.38)  # never so close that a thick pen fuses the bars, nor tall as a )
-    x0, x1 = _u(rng, 0.0, 0.15), _u(rng, 0.85, 1.0)
-    middle = (x0 + x1) / 2
-    if rng.random() < 0.75:  # the top bar's end curls down, part of the way or all of it
-        depth = gap * _u(rng, 0.35, 1.0)
-        curl = _pts((x0, 0.0), (middle, _u(rng, -0.02, 0.02)), (x1, depth * 0.3), (x1 - _u(rng, 0.03, 0.15), depth))
-        strokes = [(curl, True)]
-        if depth > 0.8 * gap and rng.random() < 0.5:  # and runs on, leftwards, as the bottom bar
-            strokes = [(np.vstack([curl, _pts((middle, gap + _u(rng, -0.03, 0.03)), (_u(rng, 0.0, 0.2), gap))]), True)]
-        else:
-            strokes.append(_line(rng, (_u(rng, 0.0, 0.2), gap), (_u(rng, 0.8, 1.0), gap + _u(rng, -0.04, 0.04)), 0.04))
-        return strokes if rng.random() < 0.6 else _mirror(strokes)
-    gap = min(gap, 0.3)  # only a flat Z: a taller one is how many people write a 2
-    turn = _u(rng, 0.05, 0.15)  # top bar, back down to the left, bottom bar
-    return [(_pts((x0, 0.0), (x1, 0.0), (x1 - turn, gap * 0.3), (x0 + turn, gap * 0.7), (x0, gap), (x1, gap)), True)]
-
-
 STYLES: dict[str, list[StyleFn]] = {
     "0": [_zero],
     "1": [_one_plain, _one_flag, _one_flag, _one_base],
@@ -371,7 +349,7 @@ STYLES: dict[str, list[StyleFn]] = {
     "*": [_times_cross, _times_cross, _times_letter_x, _times_lopsided, _times_star],
     "(": [_paren_left, _paren_left, _paren_hooked],
     ")": [_paren_right, _paren_right, _paren_right_hooked],
-    "=": [_equals, _equals, _equals_joined],
+    "=": [_equals],
 }
 """Styles per symbol; a style listed twice is drawn twice as often."""
 
