@@ -94,7 +94,14 @@ class Client:
 
     def one_job(self, image: bytes, kind: str = "expression", scheduled: float | None = None) -> dict:
         """``scheduled``: when the job was due (open loop); its latency counts from then, so
-        time spent waiting for a free client thread is not hidden (coordinated omission)."""
+        time spent waiting for a free client thread is not hidden (coordinated omission).
+        A connection that fails counts the job as not done, with why, and the run goes on."""
+        try:
+            return self._one_job(image, kind, scheduled)
+        except urllib3.exceptions.HTTPError as error:
+            return {"ok": False, "why": f"connection: {type(error).__name__}"}
+
+    def _one_job(self, image: bytes, kind: str, scheduled: float | None) -> dict:
         body, content_type = self._body(image, kind)
         sent = time.monotonic()
         started = sent if scheduled is None else scheduled

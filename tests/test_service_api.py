@@ -453,3 +453,31 @@ def test_metrics_and_json_logs_carry_jobs_models_and_job_ids(stack):
     worker_lines = [line for line in logged("worker") if line.get("job_id") == job["id"]]
     assert any(line["message"] == "job succeeded" for line in worker_lines)
     assert any(line.get("job_id") == job["id"] and line["message"] == "job queued" for line in logged("web"))
+
+
+def test_an_idle_keep_alive_connection_stays_open_past_gunicorns_default(stack):
+    # A load balancer reuses idle connections for up to its idle timeout (the ALB's: 60 s). Had
+    # gunicorn closed them sooner (its default is 2 s), one closed as it was reused would fail a
+    # request: a 502 from the ALB, a reset here. start-web.sh holds them for WEB_KEEPALIVE (75 s).
+    import http.client
+    import select
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    address = urlsplit(stack.url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+    connection.request("GET", "/healthz")
+    first = connection.getresponse()
+    assert first.status == 200 and first.getheader("Connection", "keep-alive").lower() != "close"
+    first.read()
+    idle_socket = connection.sock
+    time.sleep(3.5)
+    # Nothing was asked, so anything to read can only be the end of the stream: a close.
+    readable, _, _ = select.select([idle_socket], [], [], 0)
+    assert not (readable and idle_socket.recv(1, socket.MSG_PEEK) == b""), "gunicorn closed the idle connection"
+    connection.request("GET", "/healthz")
+    second = connection.getresponse()
+    assert second.status == 200 and connection.sock is idle_socket
+    second.read()
+    connection.close()
