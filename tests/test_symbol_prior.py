@@ -72,8 +72,12 @@ def test_a_digit_within_a_number_is_not_pulled_towards_a_one():
 
 
 def test_the_later_digit_cost_is_benfords_second_digit_law_then_uniform():
-    second = {d: np.exp(symbol_prior.later_digit_cost("", "3", d)) * symbol_prior._digit_prior(int(d)) / symbol_prior._DIGIT_TOTAL for d in DIGITS}
-    later = {d: np.exp(symbol_prior.later_digit_cost("3", "3", d)) * symbol_prior._digit_prior(int(d)) / symbol_prior._DIGIT_TOTAL for d in DIGITS}
+    def placed(before_previous: str) -> dict[str, float]:
+        """Each digit's share after the posterior's position-blind weight and the cost for its place."""
+        return {d: np.exp(symbol_prior.later_digit_cost(before_previous, "3", d)) * symbol_prior._digit_prior(int(d)) / symbol_prior._DIGIT_TOTAL
+                for d in DIGITS}
+
+    second, later = placed(""), placed("3")
     assert abs(sum(second.values()) - 1) < 1e-9 and abs(sum(later.values()) - 1) < 1e-9
     assert list(second.values()) == sorted(second.values(), reverse=True) and round(second["0"], 3) == 0.120
     assert all(abs(p - 0.1) < 1e-12 for p in later.values())

@@ -71,9 +71,12 @@ def later_digit_cost(before_previous: str, previous: str, symbol: str) -> float:
     """
     if symbol not in DIGITS or previous not in DIGITS:
         return 0.0
-    digit = int(symbol)
-    place = _second_digit(digit) if before_previous not in DIGITS else 0.1
-    return math.log(place * _DIGIT_TOTAL / _digit_prior(digit))
+    return (_SECOND_DIGIT_COST if before_previous not in DIGITS else _LATER_DIGIT_COST)[symbol]
+
+
+# The decoder asks for every candidate of every hypothesis: the costs are looked up, not recomputed.
+_SECOND_DIGIT_COST = {d: math.log(_second_digit(int(d)) * _DIGIT_TOTAL / _digit_prior(int(d))) for d in DIGITS}
+_LATER_DIGIT_COST = {d: math.log(0.1 * _DIGIT_TOTAL / _digit_prior(int(d))) for d in DIGITS}
 
 
 def posterior(probabilities: np.ndarray) -> np.ndarray:
