@@ -53,6 +53,11 @@ def test_a_version_that_does_not_exist_is_model_unavailable(fresh_worker_cache, 
         fresh_worker_cache.get_classifier()
 
 
+def _leaf_layers(layer):
+    for inner in getattr(layer, "layers", None) or [layer]:
+        yield from ([inner] if inner is layer else _leaf_layers(inner))
+
+
 def _version_reading_nan(root: Path, even_blank: bool = False) -> str:
     """A real version whose weights overflow float32. A blank input (what a load checks) reads
     fine and a symbol reads NaN, as a broken TensorFlow state did; ``even_blank``: the output
@@ -66,11 +71,14 @@ def _version_reading_nan(root: Path, even_blank: bool = False) -> str:
     shutil.copytree(registry.version_dir(version, shipped), root / version)
     (root / "ACTIVE").write_text(version + "\n")
     model = keras.models.load_model(root / version / "model.keras", compile=False)
-    first = next(layer for layer in model.layers if layer.weights)
+    # The layers that hold weights, also inside nested members (an ensemble's output is their
+    # mean: one member reading NaN is enough).
+    weighted = [layer for layer in _leaf_layers(model) if layer.weights]
+    first = weighted[0]
     kernel, *rest = first.get_weights()
     first.set_weights([kernel * 1e38, *rest])
     if even_blank:
-        output = model.layers[-1]
+        output = weighted[-1]
         kernel, bias = output.get_weights()
         output.set_weights([kernel, np.full_like(bias, np.nan)])
     model.save(root / version / "model.keras")
