@@ -8,6 +8,8 @@ Pinned to one core (taskset -c 0) with TensorFlow on one thread. Rows:
 - ours, 20-line A4 page at 300 dpi;
 - baseline, single line and page: Otsu threshold, external contours ordered by x,
   one `model.predict` per symbol, with the same model.
+With ``--also-version V`` the single line is also timed with version V of the registry,
+in the same run (rounds interleaved), to price a new model against the one before.
 Writes bench/results/pipeline.json; bench/report.py turns results into docs/benchmarks.md.
 """
 from __future__ import annotations
@@ -78,6 +80,11 @@ def baseline_reader(model):
 
 def main() -> int:
     _pin_to_one_core()
+    import argparse
+
+    parser = argparse.ArgumentParser(description="time the pipeline against the usual approach")
+    parser.add_argument("--also-version", help="also time the single line with this model version")
+    args = parser.parse_args()
     import cv2
     import numpy as np
 
@@ -109,6 +116,24 @@ def main() -> int:
     ):
         rows[name] = _timings(function, repeat, warmup)
         print(f"{name}: p50 {rows[name]['p50_ms']:.1f} ms", flush=True)
+    if args.also_version:
+        other = SymbolClassifier(args.also_version, threads=1)
+        # Interleaved rounds, so that a busier moment of the host weighs on both models alike.
+        readers = {"ours_line_interleaved": classifier, f"ours_line_model_{other.version}_interleaved": other}
+        samples = {name: [] for name in readers}
+        for _ in range(5):
+            for name, reader in readers.items():
+                for _ in range(5):
+                    recognize(line_png, reader)
+                for _ in range(40):
+                    start = time.perf_counter()
+                    recognize(line_png, reader)
+                    samples[name].append((time.perf_counter() - start) * 1000)
+        for name, values in samples.items():
+            values.sort()
+            rows[name] = {"n": len(values), "p50_ms": statistics.median(values),
+                          "p95_ms": values[int(0.95 * len(values))], "mean_ms": statistics.fmean(values)}
+            print(f"{name}: p50 {rows[name]['p50_ms']:.1f} ms", flush=True)
     rows["speedup_line_p50"] = rows["baseline_line"]["p50_ms"] / rows["ours_line"]["p50_ms"]
     rows["speedup_page_p50"] = rows["baseline_page_20_lines_300dpi"]["p50_ms"] / rows["ours_page_20_lines_300dpi"]["p50_ms"]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
