@@ -16,20 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 from training import dataset, validate_real
-from training.train import git_commit, held_out_metrics, predict, staged_version, write_confusion_png, write_report
-from workers.pipeline import calibration
+from training.train import evaluate_model, git_commit, library_versions, staged_version, write_version_files
 from workers.pipeline.preprocess import PREPROCESS_CONFIG
-from workers.pipeline.symbols import DISPLAY, MODEL_CLASSES
+from workers.pipeline.symbols import MODEL_CLASSES
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -97,30 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     arrays, data_provenance = dataset.load_or_build(dataset.DatasetConfig.from_dict(first["dataset"]["config"]), mnist_source)
     model = build_ensemble([registry.load_model(version, root) for version in args.members])
 
-    test_metrics, y_test, predicted = held_out_metrics(model, arrays)
-    print("held-out test: " + json.dumps({k: round(v, 4) for k, v in test_metrics.items() if k.endswith("accuracy")}), flush=True)
-    x_val, y_val = dataset.to_float(arrays["x_val"]), arrays["y_val"]
-    val_probabilities = predict(model, x_val)
-    metrics = {"test": test_metrics, "validation_accuracy": float((val_probabilities.argmax(1) == y_val).mean())}
-    temperature = calibration.fit_temperature(val_probabilities, y_val)
-    calibrated = {
-        "temperature": temperature,
-        "fitted_on": "validation split",
-        "validation_nll_before": calibration.negative_log_likelihood(val_probabilities, y_val),
-        "validation_nll_after": calibration.negative_log_likelihood(calibration.apply_temperature(val_probabilities, temperature), y_val),
-    }
-    if (args.real_data / "symbols" / "manifest.csv").exists():
-        print("validating on real handwriting ...", flush=True)
-        real = validate_real.evaluate(lambda b: model(b, training=False).numpy(), validate_real.load_symbols(args.real_data))
-        metrics["real_handwriting"] = real
-        print(validate_real.format_report(real), flush=True)
-
-    import keras
-    import tensorflow as tf
+    metrics, calibrated, y_test, predicted = evaluate_model(model, arrays, args.real_data)
 
     with staged_version(root) as (version, staging):
         model.save(staging / "model.keras")
-        (staging / "labels.json").write_text(json.dumps({"classes": list(MODEL_CLASSES), "display": DISPLAY}, indent=2))
         provenance = {
             "version": version,
             "command": command,
@@ -135,13 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             "preprocess": PREPROCESS_CONFIG,
             "calibration": calibrated,
             "dataset": data_provenance,
-            "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
+            "versions": library_versions(),
             "parameters": int(model.count_params()),
         }
-        (staging / "config.json").write_text(json.dumps(provenance, indent=2))
-        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        write_confusion_png(y_test, predicted, staging / "confusion.png", f"{version}: held-out test split")
-        write_report(staging, version, metrics, provenance)
+        write_version_files(staging, provenance, metrics, y_test, predicted)
     print(f"wrote {root / version} ({(root / version / 'model.keras').stat().st_size / 1e6:.2f} MB), the mean of {', '.join(args.members)}", flush=True)
     if args.promote:
         registry.promote(version, root, force=args.force_promote)

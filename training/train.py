@@ -268,6 +268,49 @@ def held_out_metrics(model, arrays: dict) -> tuple[dict, np.ndarray, np.ndarray]
     return metrics, y, predicted
 
 
+def evaluate_model(model, arrays: dict, real_data: Path) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    """Held-out metrics, the calibration temperature fitted on the validation split, and the
+    real-handwriting validation when its folder is present. Returns (metrics, calibration,
+    test labels, test predictions)."""
+    test_metrics, y_test, predicted = held_out_metrics(model, arrays)
+    print("held-out test: " + json.dumps({k: round(v, 4) for k, v in test_metrics.items() if k.endswith("accuracy")}), flush=True)
+    y_val = arrays["y_val"]
+    val_probabilities = predict(model, dataset.to_float(arrays["x_val"]))
+    metrics = {"test": test_metrics, "validation_accuracy": float((val_probabilities.argmax(1) == y_val).mean())}
+    # Honest confidences for the decoder and the pictures (see workers.pipeline.calibration).
+    temperature = calibration.fit_temperature(val_probabilities, y_val)
+    calibrated = {
+        "temperature": temperature,
+        "fitted_on": "validation split",
+        "validation_nll_before": calibration.negative_log_likelihood(val_probabilities, y_val),
+        "validation_nll_after": calibration.negative_log_likelihood(calibration.apply_temperature(val_probabilities, temperature), y_val),
+    }
+    print(f"calibration: temperature {temperature}", flush=True)
+    if (real_data / "symbols" / "manifest.csv").exists():
+        print("validating on real handwriting ...", flush=True)
+        real = validate_real.evaluate(lambda b: model(b, training=False).numpy(), validate_real.load_symbols(real_data))
+        metrics["real_handwriting"] = real
+        print(validate_real.format_report(real), flush=True)
+    return metrics, calibrated, y_test, predicted
+
+
+def library_versions() -> dict:
+    import keras
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
+
+
+def write_version_files(folder: Path, provenance: dict, metrics: dict, y_test: np.ndarray, predicted: np.ndarray) -> None:
+    """Everything of a version folder but ``model.keras``: labels, config, metrics, report."""
+    version = provenance["version"]
+    (folder / "labels.json").write_text(json.dumps({"classes": list(MODEL_CLASSES), "display": DISPLAY}, indent=2))
+    (folder / "config.json").write_text(json.dumps(provenance, indent=2))
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_confusion_png(y_test, predicted, folder / "confusion.png", f"{version}: held-out test split")
+    write_report(folder, version, metrics, provenance)
+
+
 def write_confusion_png(y: np.ndarray, predicted: np.ndarray, path: Path, title: str) -> None:
     import matplotlib
 
@@ -414,24 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     # 4. Evaluate on held-out data and on real handwriting.
-    test_metrics, y_test, predicted = held_out_metrics(model, arrays)
-    print("held-out test: " + json.dumps({k: round(v, 4) for k, v in test_metrics.items() if k.endswith("accuracy")}), flush=True)
-    val_probabilities = predict(model, x_val)
-    metrics = {"test": test_metrics, "validation_accuracy": float((val_probabilities.argmax(1) == y_val).mean())}
-    # Honest confidences for the decoder and the pictures (see workers.pipeline.calibration).
-    temperature = calibration.fit_temperature(val_probabilities, y_val)
-    calibrated = {
-        "temperature": temperature,
-        "fitted_on": "validation split",
-        "validation_nll_before": calibration.negative_log_likelihood(val_probabilities, y_val),
-        "validation_nll_after": calibration.negative_log_likelihood(calibration.apply_temperature(val_probabilities, temperature), y_val),
-    }
-    print(f"calibration: temperature {temperature}", flush=True)
-    if (args.real_data / "symbols" / "manifest.csv").exists():
-        print("validating on real handwriting ...", flush=True)
-        real = validate_real.evaluate(lambda b: model(b, training=False).numpy(), validate_real.load_symbols(args.real_data))
-        metrics["real_handwriting"] = real
-        print(validate_real.format_report(real), flush=True)
+    metrics, calibrated, y_test, predicted = evaluate_model(model, arrays, args.real_data)
 
     # 5. Write the new version folder (never an existing one).
     root = args.models_dir or registry.models_dir()
@@ -442,7 +468,6 @@ def main(argv: list[str] | None = None) -> int:
         serving = build_model(len(MODEL_CLASSES), width=args.width)
         serving.set_weights(model.get_weights())
         serving.save(staging / "model.keras")
-        (staging / "labels.json").write_text(json.dumps({"classes": list(MODEL_CLASSES), "display": DISPLAY}, indent=2))
         provenance = {
             "version": version,
             "command": command,
@@ -463,18 +488,10 @@ def main(argv: list[str] | None = None) -> int:
             "preprocess": PREPROCESS_CONFIG,
             "calibration": calibrated,
             "dataset": data_provenance,
-            "versions": {
-                "python": platform.python_version(),
-                "tensorflow": tf.__version__,
-                "keras": keras.__version__,
-                "numpy": np.__version__,
-            },
+            "versions": library_versions(),
             "parameters": int(model.count_params()),
         }
-        (staging / "config.json").write_text(json.dumps(provenance, indent=2))
-        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        write_confusion_png(y_test, predicted, staging / "confusion.png", f"{version}: held-out test split")
-        write_report(staging, version, metrics, provenance)
+        write_version_files(staging, provenance, metrics, y_test, predicted)
     print(f"wrote {root / version} ({(root / version / 'model.keras').stat().st_size / 1e6:.2f} MB)", flush=True)
     if args.promote:
         registry.promote(version, root, force=args.force_promote)
