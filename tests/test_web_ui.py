@@ -190,7 +190,10 @@ def test_a_job_page_whose_job_is_deleted_meanwhile_says_so_instead_of_waiting_fo
     assert client.delete(stack.api(f"jobs/{job.id}/")).status_code == 204  # from another tab, say
     page.wait_for_function("() => !document.getElementById('progress-text').textContent.startsWith('Waiting')", timeout=40_000)
     assert page.locator("#progress progress").is_hidden()  # no bar spinning on
-    assert "deleted" in page.locator("#progress-text").text_content()  # the API's own message
+    # The API's own message: "deleted while waiting" when the delete struck during the page's
+    # held request, "not found" when it came between two of them (both happen).
+    said = page.locator("#progress-text").text_content()
+    assert "deleted" in said or said.strip() == "not found", said
     context.close()
 
 
