@@ -35,7 +35,8 @@ def _pin_to_one_core() -> None:
         os.execvp("taskset", ["taskset", "-c", "0", sys.executable, *sys.argv])
 
 
-def _timings(function, repeat: int, warmup: int = 3) -> dict:
+def _samples(function, repeat: int, warmup: int = 3) -> list[float]:
+    """Milliseconds of ``repeat`` calls, after ``warmup`` calls left untimed."""
     for _ in range(warmup):
         function()
     samples = []
@@ -43,13 +44,21 @@ def _timings(function, repeat: int, warmup: int = 3) -> dict:
         start = time.perf_counter()
         function()
         samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
+    return samples
+
+
+def _summary(samples: list[float]) -> dict:
+    samples = sorted(samples)
     return {
-        "n": repeat,
+        "n": len(samples),
         "p50_ms": statistics.median(samples),
         "p95_ms": samples[min(len(samples) - 1, int(0.95 * len(samples)))],
         "mean_ms": statistics.fmean(samples),
     }
+
+
+def _timings(function, repeat: int, warmup: int = 3) -> dict:
+    return _summary(_samples(function, repeat, warmup))
 
 
 def baseline_reader(model):
@@ -123,16 +132,9 @@ def main() -> int:
         samples = {name: [] for name in readers}
         for _ in range(5):
             for name, reader in readers.items():
-                for _ in range(5):
-                    recognize(line_png, reader)
-                for _ in range(40):
-                    start = time.perf_counter()
-                    recognize(line_png, reader)
-                    samples[name].append((time.perf_counter() - start) * 1000)
+                samples[name] += _samples(lambda: recognize(line_png, reader), 40, 5)
         for name, values in samples.items():
-            values.sort()
-            rows[name] = {"n": len(values), "p50_ms": statistics.median(values),
-                          "p95_ms": values[int(0.95 * len(values))], "mean_ms": statistics.fmean(values)}
+            rows[name] = _summary(values)
             print(f"{name}: p50 {rows[name]['p50_ms']:.1f} ms", flush=True)
     rows["speedup_line_p50"] = rows["baseline_line"]["p50_ms"] / rows["ours_line"]["p50_ms"]
     rows["speedup_page_p50"] = rows["baseline_page_20_lines_300dpi"]["p50_ms"] / rows["ours_page_20_lines_300dpi"]["p50_ms"]

@@ -54,8 +54,13 @@ def test_a_version_that_does_not_exist_is_model_unavailable(fresh_worker_cache, 
 
 
 def _leaf_layers(layer):
-    for inner in getattr(layer, "layers", None) or [layer]:
-        yield from ([inner] if inner is layer else _leaf_layers(inner))
+    """The layers of a model in order, those of nested models included (a layer is its own leaf)."""
+    inner = getattr(layer, "layers", None)
+    if not inner:
+        yield layer
+        return
+    for sub in inner:
+        yield from _leaf_layers(sub)
 
 
 def _version_reading_nan(root: Path, even_blank: bool = False) -> str:

@@ -19,12 +19,10 @@ import json
 import shlex
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from training import dataset, validate_real
-from training.train import evaluate_model, git_commit, library_versions, staged_version, write_version_files
-from workers.pipeline.preprocess import PREPROCESS_CONFIG
+from training.train import common_provenance, evaluate_model, git_commit, staged_version, write_version_files
 from workers.pipeline.symbols import MODEL_CLASSES
 
 
@@ -101,18 +99,12 @@ def main(argv: list[str] | None = None) -> int:
             "version": version,
             "command": command,
             "git_commit": commit,
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "wall_time_s": round(time.time() - started, 1),
             "ensemble": {
                 "members": args.members,
                 "combination": "mean of the members' probabilities (uncalibrated), then this version's temperature",
                 "member_hyperparameters": {v: configs[v].get("hyperparameters") for v in args.members},
             },
-            "preprocess": PREPROCESS_CONFIG,
-            "calibration": calibrated,
-            "dataset": data_provenance,
-            "versions": library_versions(),
-            "parameters": int(model.count_params()),
+            **common_provenance(model, calibrated, data_provenance, started),
         }
         write_version_files(staging, provenance, metrics, y_test, predicted)
     print(f"wrote {root / version} ({(root / version / 'model.keras').stat().st_size / 1e6:.2f} MB), the mean of {', '.join(args.members)}", flush=True)

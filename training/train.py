@@ -294,11 +294,21 @@ def evaluate_model(model, arrays: dict, real_data: Path) -> tuple[dict, dict, np
     return metrics, calibrated, y_test, predicted
 
 
-def library_versions() -> dict:
+def common_provenance(model, calibrated: dict, data_provenance: dict, started: float) -> dict:
+    """What every version's ``config.json`` records whoever made it (a training run, an
+    ensemble): when, how long, the preprocessing, calibration, data set and library versions."""
     import keras
     import tensorflow as tf
 
-    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
+    return {
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_time_s": round(time.time() - started, 1),
+        "preprocess": PREPROCESS_CONFIG,
+        "calibration": calibrated,
+        "dataset": data_provenance,
+        "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
+        "parameters": int(model.count_params()),
+    }
 
 
 def write_version_files(folder: Path, provenance: dict, metrics: dict, y_test: np.ndarray, predicted: np.ndarray) -> None:
@@ -474,8 +484,6 @@ def main(argv: list[str] | None = None) -> int:
             "run_command": args.run_command,  # the command that started the run (the same unless resumed)
             "git_commit": commit,
             "run_id": run_id,
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "wall_time_s": round(time.time() - started, 1),
             "hyperparameters": {
                 "epochs": epochs,
                 "batch_size": args.batch_size,
@@ -485,11 +493,7 @@ def main(argv: list[str] | None = None) -> int:
                 "width": args.width,
                 "class_weight": class_weight,
             },
-            "preprocess": PREPROCESS_CONFIG,
-            "calibration": calibrated,
-            "dataset": data_provenance,
-            "versions": library_versions(),
-            "parameters": int(model.count_params()),
+            **common_provenance(model, calibrated, data_provenance, started),
         }
         write_version_files(staging, provenance, metrics, y_test, predicted)
     print(f"wrote {root / version} ({(root / version / 'model.keras').stat().st_size / 1e6:.2f} MB)", flush=True)
