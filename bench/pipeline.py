@@ -61,7 +61,7 @@ def _timings(function, repeat: int, warmup: int = 3) -> dict:
     return _summary(_samples(function, repeat, warmup))
 
 
-def baseline_reader(model):
+def baseline_reader(model, stroke_method: str):
     """The usual tutorial pipeline: Otsu, external contours by x, predict per symbol."""
     import cv2
     import numpy as np
@@ -79,7 +79,7 @@ def baseline_reader(model):
         for x, y, w, h in boxes:
             if w * h < 20:
                 continue
-            crop = crop_to_input(binary[y : y + h, x : x + w])
+            crop = crop_to_input(binary[y : y + h, x : x + w], stroke_method)
             probabilities = model.predict(crop[None, :, :, None], verbose=0)[0]
             text.append(CLASSES[int(np.argmax(symbol_columns(probabilities)))])
         return "".join(text)
@@ -111,7 +111,7 @@ def main() -> int:
     page_lines = [random_expression(rng) for _ in range(20)]
     page = render_page(page_lines, rng, dpi=300, skew_degrees=1.5, ruled=True, uneven=True)
     page_png = cv2.imencode(".png", page)[1].tobytes()
-    baseline = baseline_reader(model)
+    baseline = baseline_reader(model, classifier.stroke_method)
     result = recognize(line_png, classifier)
 
     rows = {}

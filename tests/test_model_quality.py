@@ -12,6 +12,7 @@ from models import registry
 from tests.quality import check
 from training import dataset, validate_real
 from training.train import predict
+from workers.pipeline.preprocess import stroke_method_of
 from workers.pipeline.symbols import OPERATORS, symbol_columns
 
 # Regression floors: the committed model's measured figures, rounded down.
@@ -56,8 +57,8 @@ def test_held_out_floors(active):
 def test_real_handwriting_floors(active):
     if not (validate_real.DEFAULT_DATA / "symbols" / "manifest.csv").exists():
         pytest.skip(f"no CROHME validation data at {validate_real.DEFAULT_DATA}: real-handwriting floors not checked")
-    version, model, _ = active
-    result = validate_real.evaluate(lambda b: model(b, training=False).numpy(), validate_real.load_symbols())
+    version, model, config = active
+    result = validate_real.evaluate(lambda b: model(b, training=False).numpy(), validate_real.load_symbols(), stroke_method_of(config))
     report = result["report"]
     assert report["n"] > 5000 and report["writers"] > 100
     floors = validate_real.FLOORS

@@ -5,7 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.pipeline.preprocess import FIT_SIZE, INPUT_SIZE, crop_to_input, crops_to_batch
+from workers.pipeline.preprocess import (
+    FIT_SIZE, INPUT_SIZE, STROKE_METHODS, crop_to_input, crops_to_batch, preprocess_config, stroke_method_of,
+)
 
 
 def _draw_seven(height: int, pen: int) -> np.ndarray:
@@ -17,8 +19,9 @@ def _draw_seven(height: int, pen: int) -> np.ndarray:
     return canvas
 
 
-def test_output_follows_mnist_conventions():
-    out = crop_to_input(_draw_seven(120, 8))
+@pytest.mark.parametrize("method", STROKE_METHODS)
+def test_output_follows_mnist_conventions(method):
+    out = crop_to_input(_draw_seven(120, 8), method)
     assert out.shape == (INPUT_SIZE, INPUT_SIZE) and out.dtype == np.float32
     assert 0.0 <= out.min() and out.max() <= 1.0
     ys, xs = np.nonzero(out > 0.05)
@@ -28,14 +31,37 @@ def test_output_follows_mnist_conventions():
     assert np.allclose(centre, (14, 14), atol=1.0)  # centred by centre of mass
 
 
-def test_thin_scan_and_thick_canvas_strokes_look_alike():
-    thin = crop_to_input(_draw_seven(40, 1))
-    canvas = crop_to_input(_draw_seven(300, 10))
-    tablet = crop_to_input(_draw_seven(48, 3))
-    # Same symbol, pens from 1 px to 10 px: the inputs differ by little, and ink amounts match.
+@pytest.mark.parametrize("method", STROKE_METHODS)
+def test_thin_scan_and_thick_canvas_strokes_look_alike(method):
+    thin = crop_to_input(_draw_seven(40, 1), method)
+    canvas = crop_to_input(_draw_seven(300, 10), method)
+    tablet = crop_to_input(_draw_seven(48, 3), method)
+    # Same symbol, pens from 1 px to 10 px: the inputs differ by little.
     for other in (canvas, tablet):
         assert np.abs(thin - other).mean() < 0.06
-        assert abs(thin.sum() - other.sum()) / thin.sum() < 0.2
+        if method == "skeleton":  # one fixed pen: the ink amounts match
+            assert abs(thin.sum() - other.sum()) / thin.sum() < 0.2
+
+
+def test_band_brings_every_pen_into_mnists_range_and_keeps_the_writers_width_within_it():
+    # Relative pen widths from 1/60 to 1/3 of the symbol's height: a 20× range.
+    ink = {pen: crop_to_input(_draw_seven(60, pen), "band").sum() for pen in (1, 2, 4, 6, 8, 12, 20)}
+    assert max(ink.values()) / min(ink.values()) < 4
+    # Within the band the writer's own width stays: a bolder pen gives more ink.
+    assert ink[12] > ink[8] * 1.2 > ink[6] * 1.2
+    # Thinner than the band is thickened, thicker than the band is redrawn at its edge.
+    assert ink[1] > ink[4] * 0.6 and ink[20] < ink[12] * 1.15
+
+
+def test_a_versions_recorded_stroke_method_is_the_one_used():
+    assert stroke_method_of({"preprocess": preprocess_config("band")}) == "band"
+    assert stroke_method_of({"preprocess": preprocess_config("skeleton")}) == "skeleton"
+    # Versions up to v0014 recorded no method: they were trained on the skeleton.
+    assert stroke_method_of({"preprocess": {"stroke_width": "skeletonize then redraw with a fixed pen"}}) == "skeleton"
+    with pytest.raises(ValueError, match="unknown stroke method"):
+        stroke_method_of({"preprocess": {"stroke_method": "blur"}})
+    with pytest.raises(ValueError, match="unknown stroke method"):
+        crop_to_input(_draw_seven(40, 2), "blur")
 
 
 def test_dtype_and_scale_do_not_matter():
@@ -50,10 +76,11 @@ def test_empty_crop_gives_zeros_and_batches_stack():
     assert batch.shape == (2, 28, 28, 1)
 
 
-def test_a_short_minus_survives():
+@pytest.mark.parametrize("method", STROKE_METHODS)
+def test_a_short_minus_survives(method):
     minus = np.zeros((9, 40), np.uint8)
     minus[4, 3:37] = 255
-    out = crop_to_input(minus)
+    out = crop_to_input(minus, method)
     ys, xs = np.nonzero(out > 0.3)
     assert np.ptp(xs) >= FIT_SIZE - 2 and np.ptp(ys) <= 4
 
@@ -64,11 +91,12 @@ def test_a_short_minus_survives():
     width=st.integers(1, 300),
     seed=st.integers(0, 2**32 - 1),
     density=st.floats(0.0, 1.0),
+    method=st.sampled_from(STROKE_METHODS),
 )
-def test_any_crop_gives_a_valid_input(height, width, seed, density):
+def test_any_crop_gives_a_valid_input(height, width, seed, density, method):
     rng = np.random.default_rng(seed)
     crop = (rng.random((height, width)) < density).astype(np.uint8) * 255
-    out = crop_to_input(crop)
+    out = crop_to_input(crop, method)
     assert out.shape == (28, 28) and np.isfinite(out).all()
     assert 0.0 <= out.min() and out.max() <= 1.0
     assert out.any() == bool(crop.any())

