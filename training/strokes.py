@@ -417,8 +417,12 @@ def drop_specks(ink: np.ndarray, fraction: float = 0.04) -> np.ndarray:
     return np.where(keep[labels], ink, 0).astype(np.uint8)
 
 
-def render_strokes(strokes: list[tuple[Stroke, bool]], rng: np.random.Generator, scan: bool) -> np.ndarray:
-    """Transform, jitter, smooth and draw strokes; returns an ink-bright uint8 image."""
+def render_strokes(strokes: list[tuple[Stroke, bool]], rng: np.random.Generator, scan: bool, relative_size: float = 1.0) -> np.ndarray:
+    """Transform, jitter, smooth and draw strokes; returns an ink-bright uint8 image.
+
+    ``relative_size`` is the symbol's size against a digit of the same line (LINE_LAYOUT):
+    a third of the smaller symbols get a pen chosen against the digit's height, so that a
+    minus drawn half a digit long with a digit's pen is as stubby as a writer's often is."""
     affine = _random_affine(rng)
     all_points = np.vstack([s for s, _ in strokes])
     centre = (all_points.min(axis=0) + all_points.max(axis=0)) / 2
@@ -435,7 +439,10 @@ def render_strokes(strokes: list[tuple[Stroke, bool]], rng: np.random.Generator,
         size, pen = _u(rng, 18, 45), int(rng.integers(1, 3))
     else:
         size = _u(rng, 28, 110)
-        pen = max(1, int(round(size * _u(rng, 0.03, 0.12))))
+        fraction = _u(rng, 0.03, 0.12)
+        if relative_size < 1.0 and rng.random() < 0.35:  # drawn at its size in a line
+            fraction /= relative_size
+        pen = max(1, int(round(size * fraction)))
     scale = size / max(high - low)
     margin = pen + 4
     width = int(math.ceil((high[0] - low[0]) * scale)) + 2 * margin
@@ -458,7 +465,7 @@ def render_symbol(symbol: str, rng: np.random.Generator, scan: bool | None = Non
     style = styles[int(rng.integers(len(styles)))]
     if scan is None:
         scan = bool(rng.random() < 0.3)
-    return render_strokes(style(rng), rng, scan)
+    return render_strokes(style(rng), rng, scan, LINE_LAYOUT.get(symbol, (1.0, 0.5))[0])
 
 
 # --- styles added to real MNIST digits ----------------------------------------------------
