@@ -29,6 +29,21 @@ def test_generation_is_reproducible_per_seed():
     assert a.shape != c.shape or not np.array_equal(a, c)
 
 
+def _pen_against_length(image: np.ndarray) -> float:
+    ink = image > 127
+    columns = np.nonzero(ink.any(axis=0))[0]
+    return ink.sum() / len(columns) / len(columns)  # mean thickness over length
+
+
+def test_some_minus_signs_are_stubby_as_writers_draw_them():
+    # A writer draws a minus about half a digit long with the digit's pen, so its pen is often a
+    # sixth of its length or more; drawn with a pen chosen against its own length, 1% were.
+    rng = np.random.default_rng(5)
+    ratios = np.array([_pen_against_length(strokes.render_symbol("-", rng, scan=False)) for _ in range(300)])
+    assert 0.1 < (ratios > 0.16).mean() < 0.4
+    assert (ratios < 0.12).mean() > 0.5  # most keep a thin pen
+
+
 def test_scan_like_ink_is_binarised_and_speck_free():
     rng = np.random.default_rng(3)
     image = strokes.render_symbol("+", rng, scan=True)
