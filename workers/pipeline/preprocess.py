@@ -13,9 +13,10 @@ it was trained with (``stroke_method`` in its config):
   lies within MNIST's usual range, thicken a thinner one, and redraw a thicker one
   from its skeleton. Shapes keep their details, and the width varies as MNIST's do.
 - ``skeleton`` (every version up to v0014): thin every stroke to its skeleton and
-  redraw it with one fixed pen. It loses detail: a small CNN trained on MNIST alone
-  reads MNIST's test digits about 0.8 points worse through it, and real tablet
-  digits 1.5 to 3 points worse (measured over five seeds; see the README, "How good is it").
+  redraw it with one fixed pen. It loses detail: a small CNN trained on MNIST's digits
+  alone read MNIST's test digits 1.1 points worse through it than through a close variant
+  of ``band``, and real tablet digits 2.6 points worse (means of four seeds; see the
+  README, "How good is it").
 """
 from __future__ import annotations
 
@@ -102,6 +103,7 @@ def _skeleton_redrawn(ink: np.ndarray, pen: np.ndarray) -> np.ndarray:
 
 
 def _band_normalised(ink: np.ndarray) -> np.ndarray:
+    """The ``band`` method on a binary image at WORK_SIZE (see the module's docstring)."""
     low, high = BAND_HALF_WIDTH
     half = _median_half_width(ink)
     if half > high:
