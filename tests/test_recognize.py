@@ -55,9 +55,10 @@ def test_a_line_is_read_evaluated_and_explained_with_one_model_call(classifier):
 )
 def test_written_answers_are_checked(classifier, text, answer, correct):
     # The check itself, end to end: the written answer is read and compared with the value of
-    # what was read. (Whether each glyph is read right is what the quality tests measure; this
-    # line's 8 is an odd MNIST one that some model versions read as a 4.)
-    ink, _ = render_line(text, np.random.default_rng(21), height=64)
+    # what was read. (Whether each glyph is read right is what the quality tests measure. The
+    # seed draws glyphs that v0011, v0014 and v0015 all read; the generator's operator strokes
+    # changed in session 14, and with them the glyphs seed 21 drew: its 9 became a 7-like one.)
+    ink, _ = render_line(text, np.random.default_rng(2), height=64)
     (line,) = recognize(_png(ink), classifier).lines
     assert line.has_equals and line.answer == answer
     assert line.answer_expression == (text.split("=")[1] or None)
@@ -95,10 +96,22 @@ def test_an_unparsable_line_keeps_its_best_reading(classifier):
     assert error.best_reading == "7+" and error.position == 2
     assert result.as_dict()["error"]["best_reading"] == "7+"
     # With an '=', the fields keep their meaning: the left-hand side, and the written answer apart.
-    ink, _ = render_line("8*=56", np.random.default_rng(2), height=64)
+    ink, _ = render_line("8*=56", np.random.default_rng(1), height=64)  # seed 2 draws a 56 now read as 34
     (line,) = recognize(_png(ink), classifier).lines
     assert line.error.code == "unparsable_expression" and line.error.best_reading == "8*=56"
     assert (line.expression, line.answer_expression, line.has_equals, line.value) == ("8*", "56", True, None)
+
+
+def test_each_version_prepares_crops_the_way_it_was_trained(classifier):
+    # v0014 (serving) learnt on skeleton-redrawn crops, v0015 on the band method: each is fed
+    # its own, read from its config, and both read the line.
+    assert classifier.version == "v0014" and classifier.stroke_method == "skeleton"
+    band = SymbolClassifier("v0015", threads=1)
+    assert band.stroke_method == "band"
+    ink, _ = render_line("12+(3-1)*4=20", np.random.default_rng(8), height=64)
+    for reader in (classifier, band):
+        (line,) = recognize(_png(255 - ink), reader).lines
+        assert (line.expression, line.answer, line.correct) == ("12+(3-1)*4", 20, True)
 
 
 def test_litert_serves_the_tensorflow_graphs_readings(classifier):
