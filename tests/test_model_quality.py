@@ -26,6 +26,8 @@ from workers.pipeline.symbols import OPERATORS, symbol_columns
 # whole-expression figure on both halves (chosen on the tune half; the README records the trade).
 # v0014 (the mean of v0011 and two more seeds of its recipe) measured: MNIST 0.9745, operators
 # 0.9875, `(` 0.9544, real digits 0.9736, real all 0.9744.
+# Session 14 redrew the held-out generated operators (a third of the small ones with a digit's
+# pen, as writers draw them): v0014 measures 0.9847 on them.
 FLOORS = {"mnist": 0.97, "operators": 0.98, "real_operator_each": 0.95, "real_digits_mean": 0.97, "real_all": 0.97}
 
 pytestmark = pytest.mark.slow
