@@ -60,8 +60,8 @@ class DatasetConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "DatasetConfig":
-        # Versions that predate the stroke-method choice recorded none: they used the skeleton.
-        values = {"stroke_method": "skeleton", **values}
+        # Versions that predate the stroke-method choice recorded none.
+        values = {"stroke_method": preprocess.UNRECORDED_STROKE_METHOD, **values}
         return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
 
     @classmethod
@@ -206,11 +206,11 @@ def build(config: DatasetConfig, mnist_source: Path | None = None, splits: tuple
     images, labels, official_test = mnist.load_digits_with_split(mnist_source)
     index = split_mnist(labels, config, official_test)
     out: dict[str, np.ndarray] = {}
+    method = config.stroke_method
     with ProcessPoolExecutor(max_workers=config.workers) as pool:
         for split in splits:
             xs, ys, sources = [], [], []
             split_images, split_labels = images[index[split]], labels[index[split]]
-            method = config.stroke_method
             xs.append(np.concatenate(list(pool.map(_plain_chunk, [(part, method) for part in np.array_split(split_images, 8)]))))
             ys.append(split_labels)
             sources.append(np.full(len(split_labels), "mnist"))

@@ -40,6 +40,8 @@ BAND_HALF_WIDTH = (2.0, 5.5)
 lie between 2.3 and 5.5 (5th and 95th percentiles), real tablet strokes near 1.9."""
 STROKE_METHODS = ("band", "skeleton")
 DEFAULT_STROKE_METHOD = "band"
+UNRECORDED_STROKE_METHOD = "skeleton"
+"""What a version that recorded no stroke method was trained with (every one up to v0014)."""
 
 STROKE_WIDTH_DESCRIPTIONS = {
     "band": "thicken strokes thinner than the band, redraw thicker ones from their skeleton",
@@ -82,7 +84,11 @@ def stroke_method_of(config: dict) -> str:
 
     Versions that predate the choice recorded no ``stroke_method``: they used the skeleton.
     """
-    method = (config.get("preprocess") or {}).get("stroke_method", "skeleton")
+    return known_stroke_method((config.get("preprocess") or {}).get("stroke_method", UNRECORDED_STROKE_METHOD))
+
+
+def known_stroke_method(method: str) -> str:
+    """``method`` itself, if this code knows it; otherwise a ValueError that names the known ones."""
     if method not in STROKE_METHODS:
         raise ValueError(f"unknown stroke method {method!r}; this code knows {list(STROKE_METHODS)}")
     return method
@@ -123,8 +129,7 @@ def crop_to_input(crop: np.ndarray, stroke_method: str = DEFAULT_STROKE_METHOD) 
     mask is fine). An empty crop gives an all-zero input. ``stroke_method`` must be
     the one the model was trained with (see :func:`stroke_method_of`).
     """
-    if stroke_method not in STROKE_METHODS:
-        raise ValueError(f"unknown stroke method {stroke_method!r}; this code knows {list(STROKE_METHODS)}")
+    known_stroke_method(stroke_method)
     mask = ink_mask(crop)
     ys, xs = np.nonzero(mask)
     if ys.size == 0:
