@@ -105,11 +105,6 @@ def split_mnist(labels: np.ndarray, config: DatasetConfig, official_test: np.nda
     return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
 
 
-UNIFORM_PEN_FRACTION = 0.35
-"""Augmented MNIST copies redrawn with one even pen, as a tablet or canvas draws (see
-:func:`training.strokes.redraw_with_uniform_pen`)."""
-
-
 def augment_mnist(image: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:
     """One augmented copy of a real MNIST digit, as an ink-bright crop."""
     big = cv2.resize(image, (84, 84), interpolation=cv2.INTER_CUBIC)
@@ -123,8 +118,6 @@ def augment_mnist(image: np.ndarray, label: int, rng: np.random.Generator) -> np
     offset = np.array([42, 42]) - linear @ np.array([42, 42])
     big = cv2.warpAffine(big, np.hstack([linear, offset[:, None]]), (84, 84), flags=cv2.INTER_LINEAR)
     big = strokes.elastic(big, rng, alpha=rng.uniform(0, 2.5), sigma=6)
-    if rng.random() < UNIFORM_PEN_FRACTION:
-        big = strokes.redraw_with_uniform_pen(big, rng)
     if rng.random() < 0.2:
         small = cv2.resize(big, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
         big = strokes.scan_like(small, rng)

@@ -25,7 +25,6 @@ from typing import Callable
 
 import cv2
 import numpy as np
-from skimage.morphology import skeletonize
 
 Stroke = np.ndarray  # shape [K, 2], key points (x, y) in the unit box, y downwards
 StyleFn = Callable[[np.random.Generator], list[tuple[Stroke, bool]]]
@@ -508,29 +507,6 @@ def add_style_to_mnist(image: np.ndarray, label: int, rng: np.random.Generator) 
         half = int(height * _u(rng, 0.15, 0.25))
         cv2.line(out, (centre - half, mid_y), (centre + half, mid_y), 255, pen, cv2.LINE_AA)
     return out
-
-
-UNIFORM_PEN_DIAMETERS = (3, 9)
-"""Pen diameters (low inclusive, high exclusive) of :func:`redraw_with_uniform_pen`, in pixels
-of an 84-px MNIST digit (about 60 px tall): 0.05 to 0.13 of its height. A tablet's 3 px pen on
-a 48 px digit is 0.06; MNIST's own strokes are 0.09 to 0.22."""
-
-
-def redraw_with_uniform_pen(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A real MNIST digit's skeleton redrawn with one round pen, of a random and mostly thin width.
-
-    Why: a tablet or a browser canvas draws every stroke with one pen, most often thinner
-    than MNIST's, whose scanned strokes swell and taper. Without this, real digit shapes come
-    only in MNIST's ink, and thin even strokes only from the generator's own styles, so a
-    thin looped ``2`` from a tablet looked more like a generated ``8`` than like any real 2.
-    ``image`` is ink-bright (an upscaled MNIST digit).
-    """
-    skeleton = skeletonize(image >= 128)
-    if not skeleton.any():
-        return image
-    diameter = int(rng.integers(*UNIFORM_PEN_DIAMETERS))
-    pen = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (diameter, diameter))
-    return cv2.dilate(skeleton.astype(np.uint8) * 255, pen)
 
 
 # --- whole lines as pen paths -------------------------------------------------------------
