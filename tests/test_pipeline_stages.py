@@ -10,7 +10,7 @@ from training.compose import render_line, render_page
 from workers.pipeline.errors import RecognitionError
 from workers.pipeline.imaging import decode_image
 from workers.pipeline.page import clean_page, estimate_skew
-from workers.pipeline.segment import find_lines
+from workers.pipeline.segment import find_lines, split_doubted
 
 
 def _encode(array: np.ndarray, fmt: str = "PNG", **kwargs) -> bytes:
@@ -168,6 +168,24 @@ def test_the_flag_of_a_5_lifted_above_and_beyond_its_body_joins_it():
     five = boxes[0]
     assert five[0] + five[2] >= 120 and five[1] <= 30, boxes  # the flag joined the body
     assert boxes[1][0] >= 175 and boxes[3][0] >= 285, boxes  # both minus signs on their own
+
+
+def test_a_doubted_group_gets_cuts_only_when_it_is_wide_for_one_symbol():
+    # Segmentation alone gives cuts only to a group 1.15 times wider than a digit is tall. Once the
+    # classifier doubts a group is one symbol, a group nearly as wide as it is tall gets them too,
+    # but a narrow one (a single 4 the model doubts) does not: its cuts would read as two 1s.
+    ink = np.zeros((140, 400), np.uint8)
+    cv2.line(ink, (40, 40), (40, 100), 255, 5)  # a narrow digit: a 1 ...
+    # ... then two rings drawn into each other, as wide as they are tall
+    cv2.ellipse(ink, (160, 70), (16, 30), 0, 0, 360, 255, 5)
+    cv2.ellipse(ink, (186, 70), (16, 30), 0, 0, 360, 255, 5)
+    (line,) = find_lines(clean_page(ink).binary)
+    narrow, pair = line.groups
+    assert not narrow.splits and not pair.splits  # 65 px wide, 67 tall: not cut for its shape
+    assert not split_doubted(narrow) and not narrow.splits
+    assert split_doubted(pair) and pair.splits and 0 < pair.split_prior < 1
+    assert all(len(cut) in (2, 3) for cut in pair.splits)
+    assert not split_doubted(pair)  # a group that has its cuts keeps them
 
 
 def test_a_minus_broken_in_two_is_one_minus_and_a_thick_short_flag_joins_its_5():

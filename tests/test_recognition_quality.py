@@ -33,7 +33,9 @@ pytestmark = pytest.mark.slow
 # Session 13: v0014, the mean of three seeds of v0011's recipe, served with int8 weights: rendered
 # 0.8972, expressions/ 0.8878, expressions-canvas/ 0.8683, touching pairs 0.61.
 # Session 14 redrew the generated operators of the rendered set: v0014 reads 0.9028 of it.
-FLOORS = {"rendered": 0.89, "expressions": 0.88, "expressions-canvas": 0.86, "touching_pairs": 0.60}
+# Session 15: cuts for a group the classifier doubts: touching pairs 0.61 -> 0.66, expressions/
+# 0.8878 -> 0.8927, expressions-canvas/ 0.8683 -> 0.8732, rendered unchanged.
+FLOORS = {"rendered": 0.89, "expressions": 0.88, "expressions-canvas": 0.86, "touching_pairs": 0.64}
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,10 @@ import cv2
 import numpy as np
 import pytest
 
-from training.compose import render_line
+from training import dataset, validate_real
+from training.compose import HELD_OUT_SEED_OFFSET, held_out_digits, render_line
 from workers.pipeline import explain
+from workers.pipeline import recognize as recognize_module
 from workers.pipeline.classify import SymbolClassifier
 from workers.pipeline.errors import RecognitionError
 from workers.pipeline.recognize import recognize
@@ -48,6 +50,32 @@ def test_a_line_is_read_evaluated_and_explained_with_one_model_call(classifier):
     pictures = explain.explain(result)
     assert set(pictures) == {"binarised", "boxes", "crops", "summary"}
     assert all(png[:4] == b"\x89PNG" for png in pictures.values())
+
+
+def test_two_digits_drawn_into_each_other_get_cuts_once_the_model_doubts_them(classifier, monkeypatch):
+    # A two-digit number in one piece of ink, too narrow for its shape to ask for cuts: the model's
+    # not-one-symbol class doubts the whole, so the group gets cuts and a second call reads them.
+    # Held-out glyphs (MNIST's test split), drawn as the training's touching pairs are.
+    pool = {digit: np.asarray(images) for digit, images in held_out_digits().items()}
+    rng = np.random.default_rng(HELD_OUT_SEED_OFFSET + 100)
+    pairs = []
+    for _ in range(40):
+        text = f"{rng.integers(1, 10)}{rng.integers(0, 10)}"
+        _, ink = dataset.touching_pair(rng, pool, pair=text)
+        pairs.append((text, _png(255 - cv2.copyMakeBorder(ink, 20, 20, 20, 20, cv2.BORDER_CONSTANT))))
+
+    def read_all() -> tuple[int, int]:
+        """Pairs read right, and model calls beyond one per image."""
+        counting, hits = CountingClassifier(classifier), 0
+        for text, png in pairs:
+            hits += validate_real.reading_text(recognize(png, counting).lines) == text
+        return hits, counting.calls - len(pairs)
+
+    hits, second_calls = read_all()
+    monkeypatch.setattr(recognize_module, "DOUBTED_ONE_SYMBOL", 0.0)  # never doubt: cuts from shape alone
+    hits_without, second_calls_without = read_all()
+    assert second_calls_without == 0 and 0 < second_calls < len(pairs)
+    assert hits >= hits_without + 3, (hits, hits_without)
 
 
 @pytest.mark.parametrize(

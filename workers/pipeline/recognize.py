@@ -4,8 +4,9 @@
     result.as_dict()                                        # the CLI / API schema
 
 The classifier is called ONCE per page, on every candidate crop of every line
-(whole symbols and split proposals alike). Each line is then decoded under the
-grammar and evaluated exactly.
+(whole symbols and split proposals alike); a second call, for the cuts of groups
+it doubted were one symbol, is the rare exception. Each line is then decoded under
+the grammar and evaluated exactly.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from workers.pipeline.imaging import MAX_PIXELS, MAX_SIDE, decode_image
 from workers.pipeline.page import CleanPage, clean_page
 from workers.pipeline.preprocess import crops_to_batch
 from workers.pipeline.segment import Line as SegmentedLine
-from workers.pipeline.segment import Piece, find_lines
+from workers.pipeline.segment import Piece, find_lines, split_doubted
 from workers.pipeline.symbols import CLASSES
 
 TOP_K = 4
@@ -30,6 +31,11 @@ MAX_INK_FRACTION = 0.3
 or a photograph, and reading digits into it would only invent an answer."""
 INK_CHECK_MIN_PIXELS = 200 * 200
 """Below this a picture may be one tightly cropped symbol, which can be mostly ink."""
+DOUBTED_ONE_SYMBOL = 0.5
+"""A group whose symbol classes share less than this, the rest going to the model's
+not-one-symbol class, is more likely two symbols than one: if it is wide enough it gets
+cuts (:func:`~workers.pipeline.segment.split_doubted`) although its shape asked for none.
+A model without that class never doubts: its rows sum to 1."""
 MIN_ALTERNATIVE = 0.01
 """An alternative class below this probability is not a credible reading: when only
 such readings would parse, the line is reported unparsable with what was seen."""
@@ -194,19 +200,38 @@ def recognize_ink(ink: np.ndarray, classifier) -> PageResult:
     if covered > MAX_INK_FRACTION and page.binary.size >= INK_CHECK_MIN_PIXELS:
         raise RecognitionError("not_handwriting", f"{covered:.0%} of the image is ink: it looks like noise or a photo, not handwriting")
     segmented = find_lines(page.binary)
-    line_edges = []
-    all_pieces: list[Piece] = []
-    for line in segmented:
-        edges, node_count = _lattice(line, all_pieces)
-        line_edges.append((edges, node_count, line.box))
+    line_edges, all_pieces = _lattices(segmented)
+    # The one model call for the page: every crop of every line.
     batch = crops_to_batch([piece.mask for piece in all_pieces], classifier.stroke_method)
-    # The one model call for the page; then the symbols' frequencies in arithmetic (the model's own prior is uniform).
-    probabilities = symbol_prior.posterior(classifier.predict(batch))
+    raw = classifier.predict(batch)
+    row_of = {id(piece): row for row, piece in enumerate(all_pieces)}
+    doubted = [group for line in segmented for group in line.groups if raw[row_of[id(group.whole)]].sum() < DOUBTED_ONE_SYMBOL]
+    if [group for group in doubted if split_doubted(group)]:
+        # A second call, for the cuts of the groups the first one doubted (rare, see the README).
+        line_edges, all_pieces = _lattices(segmented)
+        cuts = [piece for piece in all_pieces if id(piece) not in row_of]
+        row_of.update({id(piece): len(raw) + index for index, piece in enumerate(cuts)})
+        cut_batch = crops_to_batch([piece.mask for piece in cuts], classifier.stroke_method)
+        order = [row_of[id(piece)] for piece in all_pieces]
+        batch = np.concatenate([batch, cut_batch])[order]
+        raw = np.concatenate([raw, classifier.predict(cut_batch)])[order]
+    # Then the symbols' frequencies in arithmetic (the model's own prior is uniform).
+    probabilities = symbol_prior.posterior(raw)
     lines = [
         read_line(_with_candidates(edges, probabilities), count, all_pieces, probabilities, batch, box)
         for edges, count, box in line_edges
     ]
     return PageResult(lines, getattr(classifier, "version", None), ink, page)
+
+
+def _lattices(segmented: list[SegmentedLine]) -> tuple[list[tuple[list[decoder.Edge], int, tuple]], list[Piece]]:
+    """Every line's lattice, and the page's pieces in crop order."""
+    line_edges = []
+    all_pieces: list[Piece] = []
+    for line in segmented:
+        edges, node_count = _lattice(line, all_pieces)
+        line_edges.append((edges, node_count, line.box))
+    return line_edges, all_pieces
 
 
 def recognize(data: bytes, classifier, max_pixels: int = MAX_PIXELS, max_side: int = MAX_SIDE) -> PageResult:
