@@ -66,6 +66,8 @@ Boxes = dict[int, Box]
 
 def _group_box(members: list[int], boxes: Boxes) -> Box:
     """The box around a group of components."""
+    if len(members) == 1:  # most groups; merging asks for their boxes over and over
+        return boxes[members[0]]
     return _union([boxes[i] for i in members])
 
 
