@@ -130,11 +130,11 @@ def crop_to_input(crop: np.ndarray, stroke_method: str = DEFAULT_STROKE_METHOD) 
     the one the model was trained with (see :func:`stroke_method_of`).
     """
     known_stroke_method(stroke_method)
-    mask = ink_mask(crop)
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
+    mask = ink_mask(crop).astype(np.uint8)
+    x, y, width, height = cv2.boundingRect(mask)  # the ink's bounding box (all zero for no ink)
+    if width == 0:
         return np.zeros((INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
-    tight = mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.uint8) * 255
+    tight = mask[y : y + height, x : x + width] * 255
 
     # 1. Scale to the working size and normalise the stroke width there.
     height, width = tight.shape
@@ -149,8 +149,8 @@ def crop_to_input(crop: np.ndarray, stroke_method: str = DEFAULT_STROKE_METHOD) 
     redrawn = _skeleton_redrawn(ink, _PEN) if stroke_method == "skeleton" else _band_normalised(ink)
 
     # 2. Fit the longest side in FIT_SIZE.
-    ys, xs = np.nonzero(redrawn)
-    redrawn = redrawn[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    x, y, width, height = cv2.boundingRect(redrawn)
+    redrawn = redrawn[y : y + height, x : x + width]
     height, width = redrawn.shape
     scale = FIT_SIZE / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
