@@ -3,7 +3,8 @@
 :class:`SymbolClassifier` traces a registry version's Keras model once as a
 ``tf.function`` with a fixed input signature, and compiles that graph for the
 LiteRT interpreter (in memory, at load): every page costs one call whatever its
-number of symbols (no ``model.predict`` per symbol). The compiled model keeps its
+number of symbols (no ``model.predict`` per symbol), and a second one on the rare page
+where a group the first call doubted gets cuts (:mod:`workers.pipeline.recognize`). The compiled model keeps its
 weights as int8 (dynamic-range quantisation): for a canvas line's ten crops one
 width-16 CNN takes 0.46 ms instead of 1.3 ms in float, so the served three-model
 ensemble costs what one float model did. Probabilities move by at most a few
