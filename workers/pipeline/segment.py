@@ -373,8 +373,8 @@ own probability, so the prior takes no side."""
 
 def split_doubted(group: Group) -> bool:
     """Give cuts to a group whose shape asked for none, because the classifier doubted it is
-    one symbol: two digits drawn into each other, an ``=`` written into the next digit. True
-    if it got any; the decoder then weighs the whole against each cut."""
+    one symbol (two digits drawn into each other, narrower than two apart). True if it got
+    any; the decoder then weighs the whole against each cut."""
     if group.splits or group.width_ratio < DOUBTED_MIN_WIDTH_RATIO:
         return False
     group.splits = _cuts(group.whole)
