@@ -206,7 +206,8 @@ def recognize_ink(ink: np.ndarray, classifier) -> PageResult:
     raw = classifier.predict(batch)
     row_of = {id(piece): row for row, piece in enumerate(all_pieces)}
     doubted = [group for line in segmented for group in line.groups if raw[row_of[id(group.whole)]].sum() < DOUBTED_ONE_SYMBOL]
-    if [group for group in doubted if split_doubted(group)]:
+    newly_cut = [group for group in doubted if split_doubted(group)]  # every doubted group is tried
+    if newly_cut:
         # A second call, for the cuts of the groups the first one doubted (rare, see the README).
         line_edges, all_pieces = _lattices(segmented)
         cuts = [piece for piece in all_pieces if id(piece) not in row_of]

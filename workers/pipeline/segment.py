@@ -355,7 +355,7 @@ def _build_group(members: list[int], boxes: Boxes, labels: np.ndarray, line_heig
     # propose cuts. The wider it is, the likelier it holds touching symbols.
     width_ratio = w / max(h, 0.6 * line_height)
     group.width_ratio = width_ratio if h >= 0.65 * line_height else 0.0
-    if h >= 0.65 * line_height and width_ratio >= 1.15:
+    if group.width_ratio >= 1.15:
         group.splits = _cuts(group.whole)
         group.split_prior = float(np.clip((width_ratio - 1.0) / 0.8, 0.2, 0.85))
     return group
