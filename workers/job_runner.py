@@ -10,6 +10,7 @@ import time
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 
 from webapp.recognition import services
@@ -32,17 +33,31 @@ UNAVAILABLE_PAUSE_SECONDS = 10.0
 
 _held: dict[str, object] = {}  # job id -> this process's claim token, while it runs the job
 
+GIVEN_UP_MESSAGE_SECONDS = 3600
+"""How long the mark of a message given up after a model fault is kept (its requeue is immediate)."""
+
 
 def held_token(job_id: str):
     """The attempt token this process held for a job whose task failed (None before its claim)."""
     return _held.pop(str(job_id), None)
 
 
-def run_job(job_id: str) -> str:
+def run_job(job_id: str, message_id: str | None = None, redelivered: bool = False) -> str:
     """Returns what happened: 'succeeded', 'failed', 'released' (no model here: sent again for
-    another process), or 'skipped' (finished, leased elsewhere, gone)."""
+    another process), or 'skipped' (finished, leased elsewhere, gone, or a message given up).
+
+    ``message_id`` and ``redelivered`` say which broker message asked (the task's id, and whether
+    the broker put the message back after its process was lost)."""
     with bind_job(job_id):
-        outcome = _run(job_id)  # on an exception the token stays for the task's on_failure
+        if redelivered and message_id and _was_given_up(message_id):
+            # The process that held this message gave the job back after a model fault and sent
+            # it again as a new message, then left; Celery puts a lost process's message back
+            # (reject on worker lost) in the same node's queue. Running it would let that node's
+            # next process, likely as broken, race the healthy ones for the job.
+            log.info("job skipped: its message was given up after a model fault, and the job sent again",
+                     extra={"outcome": "skipped"})
+            return "skipped"
+        outcome = _run(job_id, message_id)  # on an exception the token stays for the task's on_failure
         _held.pop(str(job_id), None)
         log.info("job %s", outcome, extra={"outcome": outcome})
         return outcome
@@ -79,7 +94,24 @@ def _pass_on(claim, unavailable: Exception) -> str:
     return "released"
 
 
-def _run(job_id: str) -> str:
+def _give_up(message_id: str | None) -> None:
+    if not message_id:
+        return
+    try:
+        cache.set(f"recognition:given-up-message:{message_id}", True, timeout=GIVEN_UP_MESSAGE_SECONDS)
+    except Exception:  # noqa: BLE001 - without the mark the put-back message only races for the job
+        log.warning("could not mark the given-up message %s", message_id, exc_info=True)
+
+
+def _was_given_up(message_id: str) -> bool:
+    try:
+        return bool(cache.get(f"recognition:given-up-message:{message_id}"))
+    except Exception:  # noqa: BLE001 - the claim still keeps a job from being read twice
+        log.warning("could not read the mark of message %s", message_id, exc_info=True)
+        return False
+
+
+def _run(job_id: str, message_id: str | None = None) -> str:
     claim = services.claim_job(job_id)
     if claim is None:
         return "skipped"
@@ -125,6 +157,7 @@ def _run(job_id: str) -> str:
         # is broken, and the task makes the process leave (a job that keeps meeting broken
         # processes ends as too_many_attempts, at its next claim).
         log.error("the model answered NaN: job released and sent again", exc_info=True)
+        _give_up(message_id)  # before the process leaves and Celery puts the message back
         try:
             services.release_job(claim)
             services.enqueue([claim.job.id])

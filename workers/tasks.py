@@ -68,7 +68,8 @@ class JobTask(Task):
 )
 def recognize(self, job_id: str) -> str:
     try:
-        return job_runner.run_job(job_id)
+        delivery = self.request.delivery_info or {}
+        return job_runner.run_job(job_id, message_id=self.request.id, redelivered=bool(delivery.get("redelivered")))
     except ModelFault as fault:
         # TensorFlow's state in this process may be broken for good (a reload in the same
         # process read NaNs too): leave, and the pool starts a fresh process. billiard reports a
