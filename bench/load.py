@@ -32,7 +32,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ import urllib3
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench import host  # noqa: E402
 from tests.images import line_png, page_image, png  # noqa: E402
 from tests.stack import Stack, start_process, wait_until  # noqa: E402
 
@@ -210,7 +210,7 @@ def main() -> int:
         report = {
             "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "cpu": _cpu(), "cores": os.cpu_count(), "client_threads": CLIENT_THREADS,
+            **host.describe(), "cores": os.cpu_count(), "client_threads": CLIENT_THREADS,
             "done_means": "it succeeded, ran once (attempts 1), its result holds its lines and the client fetched it and every step picture; "
                           f"throughput counts the results that arrived from {WARM_UP_S:g} s after each load's start to the end of its submissions",
             "setup": f"gunicorn 2×{CLIENT_THREADS + 8} threads, {CLIENT_THREADS + 2} waits each (clients wait with ?wait=), {CLIENT_THREADS} client threads, 1 Celery worker node with 2 pool processes (TF 1 thread each), beat, Redis, PostgreSQL, "
@@ -282,16 +282,6 @@ def _cpu_ms_per_job(before: dict, after: dict, jobs: int) -> dict[str, float]:
     for pid, (part, seconds) in after.items():
         spent[part] = spent.get(part, 0.0) + seconds - before.get(pid, (part, 0.0))[1]
     return {part: round(1000 * seconds / max(1, jobs), 2) for part, seconds in spent.items()}
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

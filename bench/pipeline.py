@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench import host  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -139,12 +140,11 @@ def main() -> int:
     rows["speedup_line_p50"] = rows["baseline_line"]["p50_ms"] / rows["ours_line"]["p50_ms"]
     rows["speedup_page_p50"] = rows["baseline_page_20_lines_300dpi"]["p50_ms"] / rows["ours_page_20_lines_300dpi"]["p50_ms"]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     report = {
         "benchmark": "pipeline",
         "commit": commit,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu,
+        **host.describe(),
         "pinned": "taskset -c 0, TF 1 thread",
         "model_version": classifier.version,
         "page_text": page_lines,
