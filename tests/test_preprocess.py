@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workers.pipeline.preprocess import (
-    FIT_SIZE, INPUT_SIZE, STROKE_METHODS, crop_to_input, crops_to_batch, preprocess_config, stroke_method_of,
+    FIT_SIZE, INPUT_SIZE, STROKE_METHODS, crop_to_input, crops_to_batch, joined_stroke_method, known_stroke_method,
+    preprocess_config, stroke_channels, stroke_method_of,
 )
 
 
@@ -62,6 +63,24 @@ def test_a_versions_recorded_stroke_method_is_the_one_used():
         stroke_method_of({"preprocess": {"stroke_method": "blur"}})
     with pytest.raises(ValueError, match="unknown stroke method"):
         crop_to_input(_draw_seven(40, 2), "blur")
+
+
+def test_a_crop_read_both_ways_gives_one_channel_per_method_in_order():
+    # An ensemble of members trained on either method reads each crop both ways.
+    crop = _draw_seven(60, 4)
+    batch = crops_to_batch([crop, np.zeros((5, 5), np.uint8)], "skeleton+band")
+    assert batch.shape == (2, 28, 28, 2) and not batch[1].any()
+    np.testing.assert_array_equal(batch[0, :, :, 0], crop_to_input(crop, "skeleton"))
+    np.testing.assert_array_equal(batch[0, :, :, 1], crop_to_input(crop, "band"))
+    assert stroke_channels("skeleton+band") == ("skeleton", "band") and stroke_channels("band") == ("band",)
+    assert joined_stroke_method(["skeleton", "band", "skeleton"]) == "skeleton+band"
+    config = preprocess_config("skeleton+band")
+    assert stroke_method_of({"preprocess": config}) == "skeleton+band" and config["band_half_width"]
+    for unknown in ("band+band", "skeleton+blur", "+band", ""):
+        with pytest.raises(ValueError, match="unknown stroke method"):
+            known_stroke_method(unknown)
+    with pytest.raises(ValueError, match="crop_to_channels"):
+        crop_to_input(crop, "skeleton+band")
 
 
 def test_dtype_and_scale_do_not_matter():

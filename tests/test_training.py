@@ -248,3 +248,26 @@ def test_an_ensemble_of_versions_is_a_new_version_that_averages_them(tmp_path):
     batch = np.random.default_rng(0).random((5, 28, 28, 1), dtype=np.float32)
     members = [registry.load_model(v, models_dir)(batch, training=False).numpy() for v in ("v0001", "v0002")]
     np.testing.assert_allclose(registry.load_model("v0003", models_dir)(batch, training=False).numpy(), np.mean(members, axis=0), atol=1e-5)
+
+    # A member trained on the other stroke method: the ensemble reads each crop both ways, one
+    # input channel per method, each member its own channel; the pipeline serves it as any version.
+    run = _train(tmp_path, "--width", "8", "--seed", "3", "--stroke-method", "skeleton")
+    output = run.communicate(timeout=600)[0]
+    assert run.returncode == 0, output
+    assert registry.load_config("v0004", models_dir)["preprocess"]["stroke_method"] == "skeleton"
+    done = subprocess.run([*ensemble, "v0001", "v0004"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = registry.load_config("v0005", models_dir)
+    assert config["preprocess"]["stroke_method"] == "band+skeleton"
+    assert config["ensemble"]["member_stroke_methods"] == {"v0001": "band", "v0004": "skeleton"}
+    both = np.random.default_rng(1).random((5, 28, 28, 2), dtype=np.float32)
+    band, skeleton = (registry.load_model(v, models_dir)(both[..., [c]], training=False).numpy() for v, c in (("v0001", 0), ("v0004", 1)))
+    np.testing.assert_allclose(registry.load_model("v0005", models_dir)(both, training=False).numpy(), (band + skeleton) / 2, atol=1e-5)
+
+    from tests.images import line_png
+    from workers.pipeline.classify import SymbolClassifier
+    from workers.pipeline.recognize import recognize
+
+    classifier = SymbolClassifier("v0005", models_root=models_dir, threads=1)
+    assert (classifier.stroke_method, classifier.channels) == ("band+skeleton", 2)
+    assert len(recognize(line_png("6*7", 1), classifier).lines) == 1  # a tiny model: read, not necessarily right

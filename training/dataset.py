@@ -127,13 +127,13 @@ def augment_mnist(image: np.ndarray, label: int, rng: np.random.Generator) -> np
 def _generated_chunk(args: tuple[str, int, int, str]) -> np.ndarray:
     symbol, count, seed, method = args
     rng = np.random.default_rng(seed)
-    return np.stack([to_uint8(preprocess.crop_to_input(strokes.render_symbol(symbol, rng), method)) for _ in range(count)])
+    return np.stack([to_uint8(model_input(strokes.render_symbol(symbol, rng), method)) for _ in range(count)])
 
 
 def _mnist_chunk(args: tuple[np.ndarray, np.ndarray, int, str]) -> np.ndarray:
     images, labels, seed, method = args
     rng = np.random.default_rng(seed)
-    return np.stack([to_uint8(preprocess.crop_to_input(augment_mnist(img, int(lab), rng), method)) for img, lab in zip(images, labels)])
+    return np.stack([to_uint8(model_input(augment_mnist(img, int(lab), rng), method)) for img, lab in zip(images, labels)])
 
 
 NOT_PAIRED = {"()", ")(", "--", "-=", "=-", "==", "-(", ")-"}
@@ -179,12 +179,18 @@ def touching_pair(rng: np.random.Generator, digits: dict[int, np.ndarray], heigh
 def _pair_chunk(args: tuple[int, int, dict, str]) -> np.ndarray:
     count, seed, digits, method = args
     rng = np.random.default_rng(seed)
-    return np.stack([to_uint8(preprocess.crop_to_input(touching_pair(rng, digits)[1], method)) for _ in range(count)])
+    return np.stack([to_uint8(model_input(touching_pair(rng, digits)[1], method)) for _ in range(count)])
 
 
 def _plain_chunk(args: tuple[np.ndarray, str]) -> np.ndarray:
     images, method = args
-    return np.stack([to_uint8(preprocess.crop_to_input(image, method)) for image in images])
+    return np.stack([to_uint8(model_input(image, method)) for image in images])
+
+
+def model_input(image: np.ndarray, method: str) -> np.ndarray:
+    """The sample as the model reads it: [28, 28], or [28, 28, C] for a stroke method of C channels."""
+    channels = preprocess.crop_to_channels(image, method)
+    return channels[..., 0] if channels.shape[-1] == 1 else channels
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -193,7 +199,9 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
-    return (images.astype(np.float32) / 255.0)[..., None]
+    """Stored inputs as a model batch: [N, 28, 28, 1] (or [N, 28, 28, C] as stored)."""
+    batch = images.astype(np.float32) / 255.0
+    return batch[..., None] if batch.ndim == 3 else batch
 
 
 def _seed(config: DatasetConfig, *parts) -> int:
@@ -202,7 +210,8 @@ def _seed(config: DatasetConfig, *parts) -> int:
 
 
 def build(config: DatasetConfig, mnist_source: Path | None = None, splits: tuple[str, ...] = SPLITS) -> dict[str, np.ndarray]:
-    """Build the splits. Returns arrays x_<split> (uint8 [N,28,28]), y_<split>, src_<split>."""
+    """Build the splits. Returns arrays x_<split> (uint8 [N,28,28], or [N,28,28,C] for a stroke
+    method of C channels), y_<split>, src_<split>."""
     images, labels, official_test = mnist.load_digits_with_split(mnist_source)
     index = split_mnist(labels, config, official_test)
     out: dict[str, np.ndarray] = {}

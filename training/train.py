@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,7 +35,7 @@ import numpy as np
 from models.registry import write_atomically
 from training import dataset, validate_real
 from workers.pipeline import calibration
-from workers.pipeline.preprocess import preprocess_config
+from workers.pipeline.preprocess import DEFAULT_STROKE_METHOD, STROKE_METHODS, preprocess_config
 from workers.pipeline.symbols import DISPLAY, MODEL_CLASSES, NOT_ONE_SYMBOL, NOT_ONE_SYMBOL_INDEX, symbol_columns
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +53,7 @@ RUN_DEFAULTS = {
     "label_smoothing": 0.0,
     "seed": 1234,
     "width": 32,
+    "stroke_method": DEFAULT_STROKE_METHOD,
     "mnist": None,
     "models_dir": None,  # $MODELS_DIR or models/, resolved when the run starts
 }
@@ -77,6 +79,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, help="default: 1234")
     parser.add_argument("--width", type=int, help="filters of the first conv block (inference cost grows with its square; default: 32)")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("TF_NUM_THREADS", "0")), help="TF threads (0: all cores)")
+    parser.add_argument("--stroke-method", choices=STROKE_METHODS,
+                        help=f"how crops' stroke widths are normalised (workers.pipeline.preprocess; default: {DEFAULT_STROKE_METHOD})")
     parser.add_argument("--mnist", type=Path, help="full MNIST: a folder of IDX files or a Keras mnist.npz")
     parser.add_argument("--small", action="store_true", default=None, help="tiny data set and 1 epoch: checks the machinery only")
     parser.add_argument("--resume", metavar="RUN",
@@ -137,7 +141,9 @@ def settle_run_arguments(args: argparse.Namespace, run_dir: Path, command: str) 
     saved_file = run_dir / ARGS_FILE
     if args.resume and saved_file.exists():
         saved = json.loads(saved_file.read_text())
-        arguments = saved["arguments"]
+        # Runs saved before --stroke-method existed used the default (one older still, the skeleton,
+        # is refused below by its data set's key).
+        arguments = {"stroke_method": DEFAULT_STROKE_METHOD, **saved["arguments"]}
         conflicts = [
             f"{_describe(name, value)} (the run was started with {_describe(name, arguments.get(name))})"
             for name, value in given.items()
@@ -409,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     epochs = args.epochs
 
     # 1. Data: real MNIST + generated symbols, all through the shared preprocessing.
-    config = dataset.DatasetConfig.small() if args.small else dataset.DatasetConfig()
+    config = replace(dataset.DatasetConfig.small() if args.small else dataset.DatasetConfig(), stroke_method=args.stroke_method)
     print("preparing data ...", flush=True)
     arrays, data_provenance = dataset.load_or_build(config, args.mnist)
     error = _check_same_data(run_dir, data_provenance["cache_key"])

@@ -25,7 +25,7 @@ import numpy as np
 
 from workers.pipeline.calibration import apply_temperature, temperature_of
 from workers.pipeline.errors import raised_by
-from workers.pipeline.preprocess import INPUT_SIZE, stroke_method_of
+from workers.pipeline.preprocess import INPUT_SIZE, stroke_channels, stroke_method_of
 from workers.pipeline.symbols import CLASSES, MODEL_CLASSES, symbol_columns
 
 log = logging.getLogger(__name__)
@@ -81,9 +81,10 @@ class SymbolClassifier:
         self.temperature = temperature_of(config)
         # Crops become this model's inputs the way its training data did.
         self.stroke_method = stroke_method_of(config)
+        self.channels = len(stroke_channels(self.stroke_method))  # one per method (a mixed ensemble's two)
         self._function = tf.function(
             lambda batch: model(batch, training=False),
-            input_signature=[tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, 1], tf.float32)],
+            input_signature=[tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, self.channels], tf.float32)],
             reduce_retracing=True,
         )
         self._model = model
@@ -92,7 +93,7 @@ class SymbolClassifier:
         self._graph = self._function.get_concrete_function()
         self._to_tensor = tf.constant
         self._lite = _LiteModel.compile(self._graph, model, threads, propagate)
-        self.predict(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 1), np.float32))
+        self.predict(np.zeros((1, INPUT_SIZE, INPUT_SIZE, self.channels), np.float32))
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         if len(batch) == 0:

@@ -17,6 +17,10 @@ it was trained with (``stroke_method`` in its config):
   alone read MNIST's test digits 1.1 points worse through it than through a close variant
   of ``band``, and real tablet digits 2.6 points worse (means of four seeds; see the
   README, "How good is it").
+
+A model may also read each crop both ways, one input channel per method: its stroke method is
+then the methods joined by ``+`` (``skeleton+band``: an ensemble whose members were trained on
+either), and :func:`crops_to_batch` gives it one channel per method, in that order.
 """
 from __future__ import annotations
 
@@ -61,9 +65,10 @@ def preprocess_config(stroke_method: str = DEFAULT_STROKE_METHOD) -> dict:
         "ink": "bright on dark, scaled to [0, 1]",
         "centring": "centre of mass",
         "stroke_method": stroke_method,
-        "stroke_width": STROKE_WIDTH_DESCRIPTIONS[stroke_method],
+        "stroke_width": "; ".join(f"{method}: {STROKE_WIDTH_DESCRIPTIONS[method]}" for method in stroke_channels(stroke_method))
+        if "+" in stroke_method else STROKE_WIDTH_DESCRIPTIONS[stroke_method],
     }
-    if stroke_method == "band":
+    if "band" in stroke_channels(stroke_method):
         record["band_half_width"] = list(BAND_HALF_WIDTH)
     return record
 
@@ -88,10 +93,22 @@ def stroke_method_of(config: dict) -> str:
 
 
 def known_stroke_method(method: str) -> str:
-    """``method`` itself, if this code knows it; otherwise a ValueError that names the known ones."""
-    if method not in STROKE_METHODS:
-        raise ValueError(f"unknown stroke method {method!r}; this code knows {list(STROKE_METHODS)}")
+    """``method`` itself, if this code knows it (one method, or several joined by ``+``);
+    otherwise a ValueError that names the known ones."""
+    parts = method.split("+")
+    if any(part not in STROKE_METHODS for part in parts) or len(set(parts)) != len(parts):
+        raise ValueError(f"unknown stroke method {method!r}; this code knows {list(STROKE_METHODS)}, or several joined by '+'")
     return method
+
+
+def stroke_channels(stroke_method: str) -> tuple[str, ...]:
+    """The methods of a model's input channels, in order: ``skeleton+band`` -> (skeleton, band)."""
+    return tuple(known_stroke_method(stroke_method).split("+"))
+
+
+def joined_stroke_method(methods) -> str:
+    """One stroke method for several, in the order first met: (skeleton, band, skeleton) -> skeleton+band."""
+    return known_stroke_method("+".join(dict.fromkeys(methods)))
 
 
 def _median_half_width(ink: np.ndarray) -> float:
@@ -127,9 +144,11 @@ def crop_to_input(crop: np.ndarray, stroke_method: str = DEFAULT_STROKE_METHOD) 
 
     ``crop`` is a 2-D array of any numeric dtype with the ink bright (a binary
     mask is fine). An empty crop gives an all-zero input. ``stroke_method`` must be
-    the one the model was trained with (see :func:`stroke_method_of`).
+    the one the model was trained with (see :func:`stroke_method_of`), and a single one
+    (:func:`crop_to_channels` reads a crop several ways).
     """
-    known_stroke_method(stroke_method)
+    if len(stroke_channels(stroke_method)) != 1:
+        raise ValueError(f"crop_to_input makes one channel; {stroke_method!r} needs crop_to_channels")
     mask = ink_mask(crop).astype(np.uint8)
     x, y, width, height = cv2.boundingRect(mask)  # the ink's bounding box (all zero for no ink)
     if width == 0:
@@ -171,9 +190,16 @@ def crop_to_input(crop: np.ndarray, stroke_method: str = DEFAULT_STROKE_METHOD) 
     return out
 
 
+def crop_to_channels(crop: np.ndarray, stroke_method: str = DEFAULT_STROKE_METHOD) -> np.ndarray:
+    """The model input of shape [28, 28, C]: one channel per method of ``stroke_method``."""
+    return np.stack([crop_to_input(crop, method) for method in stroke_channels(stroke_method)], axis=-1)
+
+
 def crops_to_batch(crops: list[np.ndarray], stroke_method: str = DEFAULT_STROKE_METHOD) -> np.ndarray:
-    """Stack crops into one model batch of shape [N, 28, 28, 1]."""
-    batch = np.zeros((len(crops), INPUT_SIZE, INPUT_SIZE, 1), dtype=np.float32)
+    """Stack crops into one model batch of shape [N, 28, 28, C], C the methods of ``stroke_method``."""
+    methods = stroke_channels(stroke_method)
+    batch = np.zeros((len(crops), INPUT_SIZE, INPUT_SIZE, len(methods)), dtype=np.float32)
     for index, crop in enumerate(crops):
-        batch[index, :, :, 0] = crop_to_input(crop, stroke_method)
+        for channel, method in enumerate(methods):
+            batch[index, :, :, channel] = crop_to_input(crop, method)
     return batch
