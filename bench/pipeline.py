@@ -68,7 +68,7 @@ def baseline_reader(model, stroke_method: str):
     import numpy as np
 
     from workers.pipeline.imaging import decode_image
-    from workers.pipeline.preprocess import crop_to_input
+    from workers.pipeline.preprocess import crop_to_channels
     from workers.pipeline.symbols import CLASSES, symbol_columns
 
     def read(data: bytes) -> str:
@@ -80,8 +80,8 @@ def baseline_reader(model, stroke_method: str):
         for x, y, w, h in boxes:
             if w * h < 20:
                 continue
-            crop = crop_to_input(binary[y : y + h, x : x + w], stroke_method)
-            probabilities = model.predict(crop[None, :, :, None], verbose=0)[0]
+            crop = crop_to_channels(binary[y : y + h, x : x + w], stroke_method)
+            probabilities = model.predict(crop[None], verbose=0)[0]
             text.append(CLASSES[int(np.argmax(symbol_columns(probabilities)))])
         return "".join(text)
 

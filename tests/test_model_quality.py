@@ -28,7 +28,10 @@ from workers.pipeline.symbols import OPERATORS, symbol_columns
 # 0.9875, `(` 0.9544, real digits 0.9736, real all 0.9744.
 # Session 14 redrew the held-out generated operators (a third of the small ones with a digit's
 # pen, as writers draw them): v0014 measures 0.9847 on them.
-FLOORS = {"mnist": 0.97, "operators": 0.98, "real_operator_each": 0.95, "real_digits_mean": 0.97, "real_all": 0.97}
+# Session 16: v0018 (v0011 and v0012 reading skeleton crops, v0015 band crops, one input channel
+# each) measures MNIST 0.9805, operators 0.9872, lowest real operator `(` 0.9625, real digits
+# 0.9750, real all 0.9769.
+FLOORS = {"mnist": 0.98, "operators": 0.98, "real_operator_each": 0.96, "real_digits_mean": 0.97, "real_all": 0.97}
 
 pytestmark = pytest.mark.slow
 
