@@ -242,6 +242,7 @@ def test_a_correction_by_alternative_or_by_typing_re_evaluates_and_keeps_the_cro
     rows = list(csv.DictReader(open(tmp_path / "labels.csv")))
     mine = [row for row in rows if row["job"] == job["id"]]
     assert "".join(row["label"] for row in mine) == text + "12+3*5"
+    assert {row["model_version"] for row in mine} == {job["model_version"]}  # which preprocessing made the crops
     from PIL import Image
 
     assert Image.open(tmp_path / mine[0]["file"]).size == (28, 28)

@@ -2,7 +2,10 @@
 
 Writes ``DIR/crops/NNNNNN.png`` (one model input per symbol, ink bright, the
 same 28×28 that :func:`workers.pipeline.preprocess.crop_to_input` produced) and
-``DIR/labels.csv`` (file, label, job, line, read_as, expression). Only
+``DIR/labels.csv`` (file, label, job, line, read_as, expression, model_version). A crop
+is prepared the way the version that read it prepares crops (its ``stroke_method``; for a
+version that reads crops both ways, its first channel's), so training on the crops should
+use the same method: ``model_version`` says which. Only
 corrections with one class per crop become symbols; ``DIR/corrections.json``
 lists every correction.
 """
@@ -28,7 +31,7 @@ class Command(BaseCommand):
     def handle(self, directory: Path, **options):
         (directory / "crops").mkdir(parents=True, exist_ok=True)
         rows, listed = [], []
-        for correction in Correction.objects.order_by("created_at"):
+        for correction in Correction.objects.select_related("job").order_by("created_at"):
             listed.append({
                 "job": str(correction.job_id), "line": correction.line, "read_as": correction.read_as,
                 "expression": correction.expression, "created_at": correction.created_at.isoformat(),
@@ -40,10 +43,11 @@ class Command(BaseCommand):
             for index, label in enumerate(correction.labels):
                 name = f"crops/{len(rows):06d}.png"
                 strip.crop((index * CROP_SIZE, 0, (index + 1) * CROP_SIZE, CROP_SIZE)).save(directory / name)
-                rows.append([name, label, correction.job_id, correction.line, correction.read_as, correction.expression])
+                rows.append([name, label, correction.job_id, correction.line, correction.read_as, correction.expression,
+                             correction.job.model_version])
         with open(directory / "labels.csv", "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["file", "label", "job", "line", "read_as", "expression"])
+            writer.writerow(["file", "label", "job", "line", "read_as", "expression", "model_version"])
             writer.writerows(rows)
         (directory / "corrections.json").write_text(json.dumps(listed, indent=1))
         self.stdout.write(f"{len(listed)} corrections, {len(rows)} labelled symbols -> {directory}")
