@@ -222,6 +222,24 @@ def test_runs_finishing_at_once_each_get_their_own_version(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == sorted(written)
 
 
+def test_a_run_on_crops_read_both_ways_makes_a_two_channel_version_the_pipeline_serves(tmp_path):
+    run = _train(tmp_path, "--width", "8", "--stroke-method", "skeleton+band")
+    output = run.communicate(timeout=600)[0]
+    assert run.returncode == 0, output
+    models_dir = tmp_path / "models"
+    assert registry.load_config("v0001", models_dir)["preprocess"]["stroke_method"] == "skeleton+band"
+    assert registry.load_model("v0001", models_dir).input_shape == (None, 28, 28, 2)
+    refused = _train(tmp_path, "--stroke-method", "skeleton+blur").communicate(timeout=120)[0]
+    assert "unknown stroke method" in refused
+
+    from tests.images import line_png
+    from workers.pipeline.classify import SymbolClassifier
+    from workers.pipeline.recognize import recognize
+
+    classifier = SymbolClassifier("v0001", models_root=models_dir, threads=1)
+    assert classifier.channels == 2 and len(recognize(line_png("6*7", 1), classifier).lines) == 1
+
+
 def test_an_ensemble_of_versions_is_a_new_version_that_averages_them(tmp_path):
     models_dir = tmp_path / "models"
     for seed in ("1", "2"):

@@ -35,7 +35,7 @@ import numpy as np
 from models.registry import write_atomically
 from training import dataset, validate_real
 from workers.pipeline import calibration
-from workers.pipeline.preprocess import DEFAULT_STROKE_METHOD, STROKE_METHODS, preprocess_config
+from workers.pipeline.preprocess import DEFAULT_STROKE_METHOD, STROKE_METHODS, known_stroke_method, preprocess_config, stroke_channels
 from workers.pipeline.symbols import DISPLAY, MODEL_CLASSES, NOT_ONE_SYMBOL, NOT_ONE_SYMBOL_INDEX, symbol_columns
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +68,13 @@ what made it fail)."""
 PARTIAL_PATTERN = re.compile(r"^\.v(\d{4,})\.partial$")
 
 
+def _stroke_method(value: str) -> str:
+    try:
+        return known_stroke_method(value)
+    except ValueError as error:  # argparse says why, not only "invalid value"
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     # Arguments in RUN_DEFAULTS default to None here, so that --resume can tell given from omitted.
@@ -79,8 +86,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, help="default: 1234")
     parser.add_argument("--width", type=int, help="filters of the first conv block (inference cost grows with its square; default: 32)")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("TF_NUM_THREADS", "0")), help="TF threads (0: all cores)")
-    parser.add_argument("--stroke-method", choices=STROKE_METHODS,
-                        help=f"how crops' stroke widths are normalised (workers.pipeline.preprocess; default: {DEFAULT_STROKE_METHOD})")
+    parser.add_argument("--stroke-method", type=_stroke_method, metavar="|".join(STROKE_METHODS),
+                        help="how crops' stroke widths are normalised (workers.pipeline.preprocess; default: "
+                             f"{DEFAULT_STROKE_METHOD}); several joined by '+' give the model one input channel each")
     parser.add_argument("--mnist", type=Path, help="full MNIST: a folder of IDX files or a Keras mnist.npz")
     parser.add_argument("--small", action="store_true", default=None, help="tiny data set and 1 epoch: checks the machinery only")
     parser.add_argument("--resume", metavar="RUN",
@@ -437,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         model = keras.models.load_model(run_dir / "last.keras", compile=False)
     else:
         # 2. Model.
-        model = build_model(len(MODEL_CLASSES), width=args.width)
+        model = build_model(len(MODEL_CLASSES), width=args.width, channels=len(stroke_channels(args.stroke_method)))
         if args.label_smoothing:  # Keras smooths only one-hot targets
             loss = keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing)
             fit_train, fit_val = keras.utils.to_categorical(y_train, len(MODEL_CLASSES)), keras.utils.to_categorical(y_val, len(MODEL_CLASSES))
@@ -481,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     with staged_version(root) as (version, staging):  # removed again if anything below fails
         registry.write_atomically(run_dir / VERSION_FILE, version + "\n")
         # Ship weights only: a fresh, uncompiled copy carries no optimizer state.
-        serving = build_model(len(MODEL_CLASSES), width=args.width)
+        serving = build_model(len(MODEL_CLASSES), width=args.width, channels=len(stroke_channels(args.stroke_method)))
         serving.set_weights(model.get_weights())
         serving.save(staging / "model.keras")
         provenance = {
