@@ -12,8 +12,9 @@
 - The ``not-one-symbol`` class is two symbols drawn touching (from the same sources, by
   split), which segmentation can hand the model as one group: it lets the decoder see
   that such a whole is not one symbol and prefer its cut.
-- Every sample goes through :func:`workers.pipeline.preprocess.crop_to_input`,
-  the function inference uses.
+- Every sample goes through :func:`workers.pipeline.preprocess.crop_to_channels`,
+  the function inference uses (one channel, or one per method of a stroke method such as
+  ``skeleton+band``).
 
 The result is cached under ``data/cache/`` keyed by a hash of the config, the
 MNIST file and the source of the modules that draw, preprocess and number the
@@ -48,7 +49,7 @@ class DatasetConfig:
     generated_operators_per_class: dict = None  # per split
     touching_pairs: dict = None  # per split; the not-one-symbol class
     workers: int = 2
-    stroke_method: str = preprocess.DEFAULT_STROKE_METHOD  # how crop_to_input normalises stroke width
+    stroke_method: str = preprocess.DEFAULT_STROKE_METHOD  # how crops' stroke widths are normalised (one channel per method)
 
     def __post_init__(self):
         if self.generated_digits_per_class is None:

@@ -69,7 +69,8 @@ def check_members(members: list[str], root: Path) -> str | None:
     # Members that read crops differently hold differently preprocessed arrays: the same data set
     # is the same MNIST file split and drawn from the same seeds and sizes.
     sources = {version: _data_source(config) for version, config in configs.items()}
-    if any(value != sources[members[0]] for value in sources.values()):
+    if any(not value["mnist_sha256"] or not value["config"] for value in sources.values()) \
+            or any(value != sources[members[0]] for value in sources.values()):
         return "the members were not trained on the same data set (MNIST file and split settings: " + json.dumps(sources) + ")"
     return None
 

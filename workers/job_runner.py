@@ -52,8 +52,10 @@ def run_job(job_id: str, message_id: str | None = None, redelivered: bool = Fals
         if redelivered and message_id and _was_given_up(message_id):
             # The process that held this message gave the job back after a model fault and sent
             # it again as a new message, then left; Celery puts a lost process's message back
-            # (reject on worker lost) in the same node's queue. Running it would let that node's
-            # next process, likely as broken, race the healthy ones for the job.
+            # on the queue it came from (reject on worker lost), where the broken node's next
+            # process, likely as broken, would race the healthy ones for the job. The mark is in
+            # Django's cache: shared through Redis in a deployment (CACHE_URL); with a per-host
+            # cache another host does not see it, and the copy only races as before.
             log.info("job skipped: its message was given up after a model fault, and the job sent again",
                      extra={"outcome": "skipped"})
             return "skipped"
@@ -157,10 +159,10 @@ def _run(job_id: str, message_id: str | None = None) -> str:
         # is broken, and the task makes the process leave (a job that keeps meeting broken
         # processes ends as too_many_attempts, at its next claim).
         log.error("the model answered NaN: job released and sent again", exc_info=True)
-        _give_up(message_id)  # before the process leaves and Celery puts the message back
         try:
             services.release_job(claim)
-            services.enqueue([claim.job.id])
+            if services.enqueue([claim.job.id]):
+                _give_up(message_id)  # sent again: the copy Celery puts back once this process leaves is not needed
         except TRANSIENT_ERRORS:
             pass  # the process must leave all the same: the lease runs out and the sweep sends it
         raise

@@ -1,7 +1,9 @@
 """The one function that turns a symbol crop into the model's 28×28 input.
 
-Training and inference both call :func:`crop_to_input`; a mismatch between the
-two is the classic bug of this field, so there is no second implementation.
+Training and inference both call :func:`crop_to_channels` (inference through
+:func:`crops_to_batch`); it and :func:`crop_to_input` (one channel) run the same three steps
+(``_working_ink``, ``_redrawn``, ``_fitted``). A mismatch between training and inference is the
+classic bug of this field, so there is no second implementation.
 
 It follows MNIST's convention (fit the symbol in 20×20, centre it by centre of
 mass in 28×28) and also normalises the stroke width, so that a 1 px scanned
@@ -57,7 +59,7 @@ def preprocess_config(stroke_method: str = DEFAULT_STROKE_METHOD) -> dict:
     """What every model version records of its preprocessing, so that a model and its
     preprocessing travel together."""
     record = {
-        "function": "workers.pipeline.preprocess.crop_to_input",
+        "function": "workers.pipeline.preprocess.crop_to_channels" if "+" in stroke_method else "workers.pipeline.preprocess.crop_to_input",
         "input_size": INPUT_SIZE,
         "fit_size": FIT_SIZE,
         "work_size": WORK_SIZE,
@@ -227,8 +229,5 @@ def crops_to_batch(crops: list[np.ndarray], stroke_method: str = DEFAULT_STROKE_
     methods = stroke_channels(stroke_method)
     batch = np.zeros((len(crops), INPUT_SIZE, INPUT_SIZE, len(methods)), dtype=np.float32)
     for index, crop in enumerate(crops):
-        ink = _working_ink(crop)
-        if ink is not None:
-            for channel, method in enumerate(methods):
-                batch[index, :, :, channel] = _fitted(_redrawn(ink, method))
+        batch[index] = crop_to_channels(crop, stroke_method)
     return batch

@@ -47,7 +47,7 @@ class SymbolResult:
     symbol: str
     probability: float
     top3: list[tuple[str, float]]
-    crop: np.ndarray = field(repr=False)  # the 28×28 model input, for the pictures
+    crop: np.ndarray = field(repr=False)  # the 28×28 model input (its first channel), for the pictures
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Export users' corrections as a labelled dataset of 28×28 crops (licence-clean real handwriting).
 
-Writes ``DIR/crops/NNNNNN.png`` (one model input per symbol, ink bright, the
-same 28×28 that :func:`workers.pipeline.preprocess.crop_to_input` produced) and
+Writes ``DIR/crops/NNNNNN.png`` (one model input per symbol, ink bright: the 28×28
+first input channel that :func:`workers.pipeline.preprocess.crops_to_batch` produced) and
 ``DIR/labels.csv`` (file, label, job, line, read_as, expression, model_version). A crop
 is prepared the way the version that read it prepares crops (its ``stroke_method``; for a
 version that reads crops both ways, its first channel's), so training on the crops should
