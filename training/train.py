@@ -424,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. Data: real MNIST + generated symbols, all through the shared preprocessing.
     config = replace(dataset.DatasetConfig.small() if args.small else dataset.DatasetConfig(), stroke_method=args.stroke_method)
+    channels = len(stroke_channels(args.stroke_method))  # the model's inputs: one per method
     print("preparing data ...", flush=True)
     arrays, data_provenance = dataset.load_or_build(config, args.mnist)
     error = _check_same_data(run_dir, data_provenance["cache_key"])
@@ -445,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         model = keras.models.load_model(run_dir / "last.keras", compile=False)
     else:
         # 2. Model.
-        model = build_model(len(MODEL_CLASSES), width=args.width, channels=len(stroke_channels(args.stroke_method)))
+        model = build_model(len(MODEL_CLASSES), width=args.width, channels=channels)
         if args.label_smoothing:  # Keras smooths only one-hot targets
             loss = keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing)
             fit_train, fit_val = keras.utils.to_categorical(y_train, len(MODEL_CLASSES)), keras.utils.to_categorical(y_val, len(MODEL_CLASSES))
@@ -489,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     with staged_version(root) as (version, staging):  # removed again if anything below fails
         registry.write_atomically(run_dir / VERSION_FILE, version + "\n")
         # Ship weights only: a fresh, uncompiled copy carries no optimizer state.
-        serving = build_model(len(MODEL_CLASSES), width=args.width, channels=len(stroke_channels(args.stroke_method)))
+        serving = build_model(len(MODEL_CLASSES), width=args.width, channels=channels)
         serving.set_weights(model.get_weights())
         serving.save(staging / "model.keras")
         provenance = {

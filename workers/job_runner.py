@@ -96,18 +96,22 @@ def _pass_on(claim, unavailable: Exception) -> str:
     return "released"
 
 
+def _given_up_key(message_id: str) -> str:
+    return f"recognition:given-up-message:{message_id}"
+
+
 def _give_up(message_id: str | None) -> None:
     if not message_id:
         return
     try:
-        cache.set(f"recognition:given-up-message:{message_id}", True, timeout=GIVEN_UP_MESSAGE_SECONDS)
+        cache.set(_given_up_key(message_id), True, timeout=GIVEN_UP_MESSAGE_SECONDS)
     except Exception:  # noqa: BLE001 - without the mark the put-back message only races for the job
         log.warning("could not mark the given-up message %s", message_id, exc_info=True)
 
 
 def _was_given_up(message_id: str) -> bool:
     try:
-        return bool(cache.get(f"recognition:given-up-message:{message_id}"))
+        return bool(cache.get(_given_up_key(message_id)))
     except Exception:  # noqa: BLE001 - the claim still keeps a job from being read twice
         log.warning("could not read the mark of message %s", message_id, exc_info=True)
         return False

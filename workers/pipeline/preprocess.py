@@ -1,8 +1,7 @@
 """The one function that turns a symbol crop into the model's 28×28 input.
 
 Training and inference both call :func:`crop_to_channels` (inference through
-:func:`crops_to_batch`); it and :func:`crop_to_input` (one channel) run the same three steps
-(``_working_ink``, ``_redrawn``, ``_fitted``). A mismatch between training and inference is the
+:func:`crops_to_batch`, and :func:`crop_to_input` is its one-channel case). A mismatch between training and inference is the
 classic bug of this field, so there is no second implementation.
 
 It follows MNIST's convention (fit the symbol in 20×20, centre it by centre of
@@ -58,8 +57,9 @@ STROKE_WIDTH_DESCRIPTIONS = {
 def preprocess_config(stroke_method: str = DEFAULT_STROKE_METHOD) -> dict:
     """What every model version records of its preprocessing, so that a model and its
     preprocessing travel together."""
+    methods = stroke_channels(stroke_method)
     record = {
-        "function": "workers.pipeline.preprocess.crop_to_channels" if "+" in stroke_method else "workers.pipeline.preprocess.crop_to_input",
+        "function": "workers.pipeline.preprocess." + ("crop_to_input" if len(methods) == 1 else "crop_to_channels"),
         "input_size": INPUT_SIZE,
         "fit_size": FIT_SIZE,
         "work_size": WORK_SIZE,
@@ -67,10 +67,10 @@ def preprocess_config(stroke_method: str = DEFAULT_STROKE_METHOD) -> dict:
         "ink": "bright on dark, scaled to [0, 1]",
         "centring": "centre of mass",
         "stroke_method": stroke_method,
-        "stroke_width": "; ".join(f"{method}: {STROKE_WIDTH_DESCRIPTIONS[method]}" for method in stroke_channels(stroke_method))
-        if "+" in stroke_method else STROKE_WIDTH_DESCRIPTIONS[stroke_method],
+        "stroke_width": STROKE_WIDTH_DESCRIPTIONS[stroke_method] if len(methods) == 1
+        else "; ".join(f"{method}: {STROKE_WIDTH_DESCRIPTIONS[method]}" for method in methods),
     }
-    if "band" in stroke_channels(stroke_method):
+    if "band" in methods:
         record["band_half_width"] = list(BAND_HALF_WIDTH)
     return record
 
@@ -160,10 +160,7 @@ def crop_to_input(crop: np.ndarray, stroke_method: str = DEFAULT_STROKE_METHOD) 
     """
     if len(stroke_channels(stroke_method)) != 1:
         raise ValueError(f"crop_to_input makes one channel; {stroke_method!r} needs crop_to_channels")
-    ink = _working_ink(crop)
-    if ink is None:
-        return np.zeros((INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
-    return _fitted(_redrawn(ink, stroke_method))
+    return crop_to_channels(crop, stroke_method)[..., 0]
 
 
 def _working_ink(crop: np.ndarray) -> np.ndarray | None:
