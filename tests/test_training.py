@@ -289,3 +289,17 @@ def test_an_ensemble_of_versions_is_a_new_version_that_averages_them(tmp_path):
     classifier = SymbolClassifier("v0005", models_root=models_dir, threads=1)
     assert (classifier.stroke_method, classifier.channels) == ("band+skeleton", 2)
     assert len(recognize(line_png("6*7", 1), classifier).lines) == 1  # a tiny model: read, not necessarily right
+
+
+def test_the_number_of_augmented_mnist_copies_is_a_run_argument():
+    from training import dataset, train
+
+    # More elastic copies of the 7,000 real training digits is the one way to more real digit
+    # shapes here; the data set (and its cache key) follows the argument.
+    default = train.dataset_config(train.parse_args(["--stroke-method", "band"]))
+    more = train.dataset_config(train.parse_args(["--stroke-method", "band", "--mnist-copies", "12"]))
+    assert default.mnist_augmented_copies == 4 and more.mnist_augmented_copies == 12
+    assert train.dataset_config(train.parse_args(["--small"])).mnist_augmented_copies == 0
+    assert train.dataset_config(train.parse_args(["--small", "--mnist-copies", "1"])).mnist_augmented_copies == 1
+    mnist_file = Path(__file__)  # any file: the key hashes its bytes
+    assert dataset.cache_key(default, mnist_file) != dataset.cache_key(more, mnist_file)

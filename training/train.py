@@ -55,6 +55,7 @@ RUN_DEFAULTS = {
     "width": 32,
     "stroke_method": DEFAULT_STROKE_METHOD,
     "mnist": None,
+    "mnist_copies": None,  # the data set's default: 4, or 0 with --small
     "models_dir": None,  # $MODELS_DIR or models/, resolved when the run starts
 }
 """The arguments that define a run's data, model, loss and schedule, and the registry it
@@ -75,6 +76,14 @@ def _stroke_method(value: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def dataset_config(args: argparse.Namespace) -> dataset.DatasetConfig:
+    """The data set a run's arguments ask for."""
+    config = replace(dataset.DatasetConfig.small() if args.small else dataset.DatasetConfig(), stroke_method=args.stroke_method)
+    if args.mnist_copies is not None:
+        config = replace(config, mnist_augmented_copies=args.mnist_copies)
+    return config
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     # Arguments in RUN_DEFAULTS default to None here, so that --resume can tell given from omitted.
@@ -90,6 +99,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="how crops' stroke widths are normalised (workers.pipeline.preprocess; default: "
                              f"{DEFAULT_STROKE_METHOD}); several joined by '+' give the model one input channel each")
     parser.add_argument("--mnist", type=Path, help="full MNIST: a folder of IDX files or a Keras mnist.npz")
+    parser.add_argument("--mnist-copies", type=int, metavar="N",
+                        help="augmented copies of each real MNIST training digit (affine, elastic, scan-like; default: 4, or 0 with --small)")
     parser.add_argument("--small", action="store_true", default=None, help="tiny data set and 1 epoch: checks the machinery only")
     parser.add_argument("--resume", metavar="RUN",
                         help="continue the run with this id from its last epoch, with the arguments it was started with")
@@ -423,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     epochs = args.epochs
 
     # 1. Data: real MNIST + generated symbols, all through the shared preprocessing.
-    config = replace(dataset.DatasetConfig.small() if args.small else dataset.DatasetConfig(), stroke_method=args.stroke_method)
+    config = dataset_config(args)
     channels = len(stroke_channels(args.stroke_method))  # the model's inputs: one per method
     print("preparing data ...", flush=True)
     arrays, data_provenance = dataset.load_or_build(config, args.mnist)
