@@ -249,6 +249,11 @@ def test_a_worker_whose_model_answers_nan_passes_the_job_on_and_replaces_its_poo
     try:
         wait_until(lambda: " ready." in third.log.read_text(errors="replace"), 60, what="the worker with the broken model")
         (first_child,) = wait_until(lambda: _pool_children(third) or None, 30, what="its pool process")
+        # The job is sent once that process has loaded the model: a job that meets the load
+        # waits for it within its own time limit, 8 s on this stack, which loading the
+        # three-member model in a fresh process can take on a busy 2-core host (a CI run: the
+        # job claimed at :14, the model compiled after :19, the soft limit struck at :22).
+        wait_until(lambda: "model v9001 loaded" in third.log.read_text(errors="replace"), 120, what="the broken model to load")
         sender = _send_with_limits(stack.env, soft=None, hard=None, queue="nan-test")
         job_id = sender.communicate(timeout=120)[0].strip()
         body = _finished(session, stack.api(f"jobs/{job_id}/"), timeout=90)

@@ -91,8 +91,10 @@ def get_classifier():
             return _classifier
         try:
             log.info("loading model %s in process %d", version, os.getpid())
+            started = time.monotonic()
             _classifier = _load(version)
             _failed.pop(version, None)
+            log.info("model %s loaded in process %d in %.1f s", version, os.getpid(), time.monotonic() - started)
         except Exception as error:  # a missing or corrupt model must not stop the worker
             _raise_if_time_limit(error)
             if _classifier is None and isinstance(error, ModelFault):
