@@ -301,5 +301,7 @@ def test_the_number_of_augmented_mnist_copies_is_a_run_argument():
     assert default.mnist_augmented_copies == 4 and more.mnist_augmented_copies == 12
     assert train.dataset_config(train.parse_args(["--small"])).mnist_augmented_copies == 0
     assert train.dataset_config(train.parse_args(["--small", "--mnist-copies", "1"])).mnist_augmented_copies == 1
+    with pytest.raises(SystemExit):
+        train.parse_args(["--mnist-copies", "-1"])
     mnist_file = Path(__file__)  # any file: the key hashes its bytes
     assert dataset.cache_key(default, mnist_file) != dataset.cache_key(more, mnist_file)

@@ -76,6 +76,13 @@ def _stroke_method(value: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _count(value: str) -> int:
+    count = int(value)
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {count}")
+    return count
+
+
 def dataset_config(args: argparse.Namespace) -> dataset.DatasetConfig:
     """The data set a run's arguments ask for."""
     config = replace(dataset.DatasetConfig.small() if args.small else dataset.DatasetConfig(), stroke_method=args.stroke_method)
@@ -99,7 +106,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="how crops' stroke widths are normalised (workers.pipeline.preprocess; default: "
                              f"{DEFAULT_STROKE_METHOD}); several joined by '+' give the model one input channel each")
     parser.add_argument("--mnist", type=Path, help="full MNIST: a folder of IDX files or a Keras mnist.npz")
-    parser.add_argument("--mnist-copies", type=int, metavar="N",
+    parser.add_argument("--mnist-copies", type=_count, metavar="N",
                         help="augmented copies of each real MNIST training digit (affine, elastic, scan-like; default: 4, or 0 with --small)")
     parser.add_argument("--small", action="store_true", default=None, help="tiny data set and 1 epoch: checks the machinery only")
     parser.add_argument("--resume", metavar="RUN",
