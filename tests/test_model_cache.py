@@ -168,6 +168,45 @@ def test_a_worker_with_no_model_gives_the_job_to_one_that_has_it(stack, fresh_wo
     assert done["status"] == "succeeded" and done["result"]["lines"][0]["value"] == 42 and done["attempts"] == 2
 
 
+def test_a_job_whose_time_limit_strikes_while_the_model_loads_is_passed_on(stack, fresh_worker_cache, caplog):
+    # A fresh pool process loads its model on a warm-up thread, and a job that arrives meanwhile
+    # waits for it. On a busy host the load can outlast the job's soft time limit: that is the
+    # process's delay, not the image's, so the job goes back to the queue at once (no pause:
+    # its hard limit is near), instead of failing as processing_timeout.
+    import logging
+    import os
+    import signal
+    import threading
+    import time
+
+    from billiard.pool import soft_timeout_sighandler
+
+    from workers import job_runner
+
+    client = stack.client()
+    job = _queued_job(client, "6*7")
+    previous = signal.signal(signal.SIGUSR1, soft_timeout_sighandler)  # as in a Celery pool process
+    caplog.set_level(logging.INFO, logger="workers.model_cache")
+    warm_up = fresh_worker_cache.warm_up_in_background()
+    try:
+        wait_for_load = time.monotonic() + 30
+        while "loading model" not in caplog.text and time.monotonic() < wait_for_load:
+            time.sleep(0.01)
+        assert "loading model" in caplog.text
+        # A load takes seconds; the soft limit strikes (SIGUSR1, as Celery sends it) while the job waits for it.
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        started = time.monotonic()
+        assert job_runner.run_job(str(job.id)) == "released"
+        assert time.monotonic() - started < job_runner.UNAVAILABLE_PAUSE_SECONDS
+        assert "was still loading" in caplog.text
+    finally:
+        warm_up.join(60)
+        signal.signal(signal.SIGUSR1, previous)
+    assert fresh_worker_cache.get_classifier() is not None  # the warm-up finished its load all the same
+    done = client.wait(stack.api(f"jobs/{job.id}/"))  # sent again at once, to the stack's workers
+    assert done["status"] == "succeeded" and done["result"]["lines"][0]["value"] == 42 and done["attempts"] == 2
+
+
 def test_a_job_that_meets_no_model_on_its_last_attempt_fails_as_model_unavailable(stack, fresh_worker_cache, monkeypatch):
     from django.conf import settings
 

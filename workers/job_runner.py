@@ -81,7 +81,8 @@ def _pass_on(claim, unavailable: Exception) -> str:
     """Give a job back that this process has no model for, and pause before taking another.
 
     The fault may be this worker's alone (its MODEL_VERSION names a version that does not
-    exist, its copy of the model is unreadable): other workers can read the job. Failing it
+    exist, its copy of the model is unreadable, or the job's time limit struck while this fresh
+    process was still loading it): other workers can read the job. Failing it
     here would fail every job in the queue, as fast as the broker hands them over. The pause
     keeps this process from taking the job straight back; a job that meets no model on every
     attempt fails as ``model_unavailable`` at its last one.
@@ -92,7 +93,9 @@ def _pass_on(claim, unavailable: Exception) -> str:
         services.enqueue([claim.job.id])
     except TRANSIENT_ERRORS:
         pass  # the lease runs out and the sweep sends it
-    time.sleep(min(UNAVAILABLE_PAUSE_SECONDS, settings.JOB_SOFT_TIME_LIMIT / 4))
+    if not isinstance(unavailable, model_cache.ModelStillLoading):
+        # A process still loading will have its model soon, and its job's hard limit is near.
+        time.sleep(min(UNAVAILABLE_PAUSE_SECONDS, settings.JOB_SOFT_TIME_LIMIT / 4))
     return "released"
 
 

@@ -39,6 +39,12 @@ class ModelUnavailable(Exception):
     """No model can serve at all."""
 
 
+class ModelStillLoading(ModelUnavailable):
+    """The job's time limit struck while this process was loading its model (or waiting for
+    its warm-up to): the time went on the process's start, not on the job's image, so the job
+    is passed on like one that meets no model rather than failed as processing_timeout."""
+
+
 def _threads() -> int:
     return int(os.environ.get("TF_NUM_THREADS", "1"))
 
@@ -67,13 +73,12 @@ def wanted_version() -> str:
 
 def _raise_if_time_limit(error: BaseException) -> None:
     """The job's soft time limit, struck however deep (Keras re-raises it as its own error),
-    is the job's failure: never taken for a missing pointer or a broken model."""
+    stays a time limit: never taken for a missing pointer or a broken model."""
     if (limit := raised_by(error, (SoftTimeLimitExceeded,))) is not None:
         raise limit
 
 
 def get_classifier():
-    global _classifier
     try:
         version = wanted_version()
     except Exception as error:  # no pointer, or the database is away: keep serving what is loaded
@@ -84,26 +89,39 @@ def get_classifier():
             raise ModelUnavailable(f"no active model version: {error}") from error
         log.error("cannot read the active model version (%s); %s keeps serving", error, _classifier.version)
         return _classifier
-    with _lock:
+    try:
+        with _lock:  # held only while a model loads: by the warm-up, or by another job's thread
+            return _loaded(version)
+    except SoftTimeLimitExceeded as limit:
         if _classifier is not None and _classifier.version == version:
-            return _classifier
-        if _classifier is not None and time.monotonic() - _failed.get(version, -1e9) < RETRY_SECONDS:
-            return _classifier
-        try:
-            log.info("loading model %s in process %d", version, os.getpid())
-            started = time.monotonic()
-            _classifier = _load(version)
-            _failed.pop(version, None)
-            log.info("model %s loaded in process %d in %.1f s", version, os.getpid(), time.monotonic() - started)
-        except Exception as error:  # a missing or corrupt model must not stop the worker
-            _raise_if_time_limit(error)
-            if _classifier is None and isinstance(error, ModelFault):
-                raise  # nothing to serve, and maybe TensorFlow broken in this process: the job goes elsewhere
-            _failed[version] = time.monotonic()
-            if _classifier is None:
-                raise ModelUnavailable(f"model {version} cannot be loaded: {error}") from error
-            log.error("model %s cannot be loaded (%s); %s keeps serving", version, error, _classifier.version)
+            raise  # the model was ready: the job's own time ran out
+        raise ModelStillLoading(
+            f"model {version} was still loading in process {os.getpid()} when the job's time limit struck"
+        ) from limit
+
+
+def _loaded(version: str):
+    """The classifier for ``version``, loaded now if need be (called holding the lock)."""
+    global _classifier
+    if _classifier is not None and _classifier.version == version:
         return _classifier
+    if _classifier is not None and time.monotonic() - _failed.get(version, -1e9) < RETRY_SECONDS:
+        return _classifier
+    try:
+        log.info("loading model %s in process %d", version, os.getpid())
+        started = time.monotonic()
+        _classifier = _load(version)
+        _failed.pop(version, None)
+        log.info("model %s loaded in process %d in %.1f s", version, os.getpid(), time.monotonic() - started)
+    except Exception as error:  # a missing or corrupt model must not stop the worker
+        _raise_if_time_limit(error)
+        if _classifier is None and isinstance(error, ModelFault):
+            raise  # nothing to serve, and maybe TensorFlow broken in this process: the job goes elsewhere
+        _failed[version] = time.monotonic()
+        if _classifier is None:
+            raise ModelUnavailable(f"model {version} cannot be loaded: {error}") from error
+        log.error("model %s cannot be loaded (%s); %s keeps serving", version, error, _classifier.version)
+    return _classifier
 
 
 def warm_up_in_background() -> threading.Thread:
