@@ -109,6 +109,21 @@ def test_bad_bytes_are_typed_errors(data, code):
     assert caught.value.code == code and caught.value.message
 
 
+def test_a_multi_page_tiff_is_a_typed_error_not_its_first_page_alone(line):
+    # A scanner's TIFF of three worksheets: reading page 1 would lose pages 2 and 3 without a word.
+    ink, _ = line
+    pages = [Image.fromarray(255 - ink) for _ in range(3)]
+    buffer = io.BytesIO()
+    pages[0].save(buffer, format="TIFF", save_all=True, append_images=pages[1:])
+    with pytest.raises(RecognitionError) as caught:
+        decode_image(buffer.getvalue())
+    assert caught.value.code == "multi_page_image" and "3 pages" in caught.value.message
+    # An animated WebP's frames are not pages: its first frame is the drawing.
+    animated = io.BytesIO()
+    pages[0].save(animated, format="WEBP", save_all=True, append_images=[Image.fromarray(ink)], lossless=True)
+    assert np.array_equal(decode_image(animated.getvalue()) > 127, ink > 127)
+
+
 def test_pixel_bomb_is_refused_from_the_header():
     header_only = _encode(np.zeros((10, 10), np.uint8))
     # Patch the IHDR to claim 50,000 × 50,000 pixels: refused before decoding.

@@ -281,6 +281,28 @@ def test_an_unparsable_line_fails_with_its_best_reading_and_a_typed_fix_recovers
     assert fixed["result"]["lines"][0]["value"] == 8
 
 
+def test_a_multi_page_tiff_in_a_batch_is_one_job_per_page(stack):
+    # Document scanners write a stack of worksheets as one TIFF of many pages, as others write a PDF.
+    import io
+
+    from PIL import Image
+
+    from tests.images import page_image
+
+    pages = [["7*8=56", "9+8=16"], ["6*7=42"]]
+    images = [Image.fromarray(page_image(lines, seed=3 + index, dpi=200)) for index, lines in enumerate(pages)]
+    tiff = io.BytesIO()
+    images[0].save(tiff, format="TIFF", save_all=True, append_images=images[1:], compression="tiff_lzw")
+    client = stack.client()
+    response = client.post(stack.api("batches/"), files=[("files", ("scan.tif", tiff.getvalue(), "image/tiff"))])
+    assert response.status_code == 202, response.text
+    assert response.json()["progress"]["total"] == 2
+    batch = wait_until(lambda: (b := client.get(response.headers["Location"]).json())["finished"] and b, 120, what="the batch")
+    assert batch["progress"] == {"done": 2, "total": 2, "failed": 0}
+    assert [page["source_name"] for page in batch["pages"]] == ["scan.tif#page=1", "scan.tif#page=2"]
+    assert [len(page["lines"]) for page in batch["pages"]] == [2, 1]  # every line of both pages, in order
+
+
 def test_a_batch_of_a_three_page_pdf_and_an_image_is_marked_page_by_page(stack):
     import requests
 

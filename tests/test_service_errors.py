@@ -17,10 +17,10 @@ from tests.stack import REPO, api_error, free_port, start_process, wait_until
 pytestmark = pytest.mark.slow
 
 
-def _pdf(pages: int, size=(200, 100)) -> bytes:
+def _pdf(pages: int, size=(200, 100), fmt: str = "PDF") -> bytes:
     images = [Image.new("L", size, 255) for _ in range(pages)]
     buffer = io.BytesIO()
-    images[0].save(buffer, format="PDF", save_all=True, append_images=images[1:])
+    images[0].save(buffer, format=fmt, save_all=True, append_images=images[1:])
     return buffer.getvalue()
 
 
@@ -35,6 +35,8 @@ def test_bad_requests_get_typed_400s(stack):
     api_error(client.post(jobs, json={"image_base64": "data:image/png;base64,@@not base64@@"}), 400, "invalid_base64")
     api_error(client.submit(b"just some text", name="notes.txt"), 400, "unsupported_file_type")
     api_error(client.submit(_pdf(1), name="one.pdf"), 400, "unsupported_file_type")  # PDFs go to batches
+    error = api_error(client.submit(_pdf(2, fmt="TIFF"), name="scan.tif"), 400, "unsupported_file_type")  # and so do multi-page TIFFs
+    assert "2 pages" in error["message"] and "batches" in error["message"]
     batches = stack.api("batches/")
     api_error(client.post(batches, files=[("files", ("bad.pdf", b"%PDF-1.4 this is not really a PDF", "application/pdf"))]), 400, "invalid_pdf")
     api_error(client.post(batches, files={"name": (None, "nothing")}), 400, "missing_image")
@@ -60,6 +62,7 @@ def test_each_limit_is_named_in_its_413(stack):
     batch = client.post(stack.api("batches/"), files=[("files", ("four.pdf", _pdf(limit - 1), "application/pdf"))])
     assert batch.status_code == 202
     error = api_error(client.post(batch.headers["Location"] + "pages/", files=[("files", ("two.pdf", _pdf(2), "application/pdf"))]), 413, "too_many_pages")
+    error = api_error(client.post(batch.headers["Location"] + "pages/", files=[("files", ("two.tif", _pdf(2, fmt="TIFF"), "image/tiff"))]), 413, "too_many_pages")
 
     chunk = os.urandom(int(stack.env["MAX_IMAGE_BYTES"]) - 10)
     files = [("files", (f"{i}.png", chunk, "image/png")) for i in range(5)]
@@ -186,7 +189,9 @@ def test_a_job_that_keeps_failing_on_storage_ends_with_internalapi_error(stack):
 
 def test_a_database_outage_is_a_503_in_the_error_shape_and_liveness_stays_up(stack):
     port = free_port()
-    env = {**stack.env, "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none", "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
+    env = {**stack.env, "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none", "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1",
+           # start-web.sh empties its metrics folder: the stack's web process keeps its own
+           "PROMETHEUS_MULTIPROC_DIR": str(Path(stack.folder) / "prometheus-web-no-database")}
     web = start_process("web-no-database", ["deploy/start-web.sh"], env, stack.folder)
     try:
         url = f"http://127.0.0.1:{port}"

@@ -151,7 +151,9 @@ def test_a_submit_while_redis_is_down_is_accepted_and_run_later(stack):
     # A web process whose Redis is unreachable, broker and cache (they share one Redis when
     # deployed), on the same database as the running stack.
     env = {**stack.env, "CELERY_BROKER_URL": "redis://127.0.0.1:9/0", "CACHE_URL": "redis://127.0.0.1:9/1",
-           "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
+           "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1",
+           # start-web.sh empties its metrics folder: the stack's web process keeps its own
+           "PROMETHEUS_MULTIPROC_DIR": str(Path(stack.folder) / "prometheus-web-no-redis")}
     web = start_process("web-no-redis", ["deploy/start-web.sh"], env, stack.folder)
     client = stack.client(password="a long enough password 47")
     try:

@@ -47,6 +47,7 @@ class ErrorCode(models.TextChoices):
     EMPTY_IMAGE = "empty_image", "Job: the image has no pixels."
     IMAGE_MISSING = "image_missing", "Job: its stored image is gone (deleted from storage before a worker read it)."
     TRUNCATED_IMAGE = "truncated_image", "Job: the image data is incomplete or corrupt."
+    MULTI_PAGE_IMAGE = "multi_page_image", "Job: the image is a TIFF of several pages; a job reads one (a batch takes them apart)."
     UNSUPPORTED_IMAGE_MODE = "unsupported_image_mode", "Job: the image's colour mode (LAB, for one) cannot be turned into grey."
     NO_SYMBOLS = "no_symbols", "Job: no symbols were found (a blank image, or only specks)."
     NOT_HANDWRITING = "not_handwriting", "Job: the image is mostly ink (noise or a photo), not handwriting."

@@ -1,7 +1,9 @@
-"""Checks made on an upload before it becomes a job, and PDF pages rendered to images.
+"""Checks made on an upload before it becomes a job, PDF pages rendered to images, and a
+multi-page TIFF's pages taken apart.
 
 Only headers are read here (Pillow, pypdfium2): the web side never decodes a
-whole image or imports the recognition pipeline. Each limit is named in its error.
+whole image, except a PDF's or a multi-page TIFF's pages, each checked against
+MAX_IMAGE_PIXELS first, and never imports the recognition pipeline. Each limit is named in its error.
 """
 from __future__ import annotations
 
@@ -63,6 +65,8 @@ def check_image(name: str, data: bytes) -> Page:
         raise ApiError(ErrorCode.UNSUPPORTED_FILE_TYPE, f"'{name}' is not a PNG, JPEG, WebP or TIFF image, nor a PDF") from None
     if fmt not in IMAGE_FORMATS:
         raise ApiError(ErrorCode.UNSUPPORTED_FILE_TYPE, f"'{name}' is a {fmt} image; send PNG, JPEG, WebP or TIFF")
+    if (pages := tiff_page_count(name, data)) > 1:
+        raise ApiError(ErrorCode.UNSUPPORTED_FILE_TYPE, f"'{name}' is a TIFF of {pages} pages; a job takes one image: send it to /api/v1/batches/")
     if width * height > settings.MAX_IMAGE_PIXELS:
         raise _too_many_pixels(name, width * height)
     if max(width, height) > settings.MAX_IMAGE_SIDE:
@@ -95,6 +99,40 @@ def _too_many_pixels(name: str, pixels: int | None) -> ApiError:
         ErrorCode.TOO_MANY_PIXELS, f"'{name}' has {size}; the limit MAX_IMAGE_PIXELS is {settings.MAX_IMAGE_PIXELS:,}",
         status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, limit="MAX_IMAGE_PIXELS", limit_value=settings.MAX_IMAGE_PIXELS,
     )
+
+
+def tiff_page_count(name: str, data: bytes) -> int:
+    """The pages of a TIFF, from its directory chain (no pixel decoded); 1 for any other file.
+    A scanner's multi-page TIFF is a stack of pages, like a PDF's."""
+    if data[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):  # TIFF and BigTIFF
+        return 1
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return int(getattr(image, "n_frames", 1))
+    except Exception as error:  # Pillow raises many types for a damaged directory
+        raise ApiError(ErrorCode.CORRUPT_IMAGE, f"'{name}' is damaged or incomplete: {error}") from None
+
+
+def split_tiff(name: str, data: bytes) -> list[Page]:
+    """One single-page TIFF per page, lossless (deflate), each page's size checked before it is decoded."""
+    pages = []
+    with Image.open(io.BytesIO(data)) as image:
+        for index in range(image.n_frames):
+            page_name = f"{name}#page={index + 1}"
+            try:
+                image.seek(index)
+            except Exception as error:  # noqa: BLE001 - a damaged directory entry
+                raise ApiError(ErrorCode.CORRUPT_IMAGE, f"'{page_name}' is damaged or incomplete: {error}") from None
+            width, height = image.size
+            if width * height > settings.MAX_IMAGE_PIXELS:
+                raise _too_many_pixels(page_name, width * height)
+            buffer = io.BytesIO()
+            try:
+                image.save(buffer, format="TIFF", compression="tiff_deflate")
+            except Exception as error:  # noqa: BLE001 - the page's pixels cannot be decoded
+                raise ApiError(ErrorCode.CORRUPT_IMAGE, f"'{page_name}' is damaged or incomplete: {error}") from None
+            pages.append(Page(page_name, buffer.getvalue(), ".tif"))
+    return pages
 
 
 def is_pdf(data: bytes) -> bool:
@@ -163,10 +201,10 @@ def decode_base64_image(text: str) -> bytes:
 
 
 def expand_uploads(files: list[tuple[str, bytes]], pages_already: int = 0) -> list[Page]:
-    """Images stay one page each; PDFs become one page per PDF page. Checks MAX_PAGES_PER_BATCH first."""
+    """Images stay one page each; PDFs and multi-page TIFFs become one page per page. Checks MAX_PAGES_PER_BATCH first."""
     total = pages_already
     for name, data in files:
-        total += count_pdf_pages(name, data) if is_pdf(data) else 1
+        total += count_pdf_pages(name, data) if is_pdf(data) else tiff_page_count(name, data)
     if total > settings.MAX_PAGES_PER_BATCH:
         raise ApiError(
             ErrorCode.TOO_MANY_PAGES, f"the batch would hold {total} pages; the limit MAX_PAGES_PER_BATCH is {settings.MAX_PAGES_PER_BATCH}",
@@ -176,6 +214,8 @@ def expand_uploads(files: list[tuple[str, bytes]], pages_already: int = 0) -> li
     for name, data in files:
         if is_pdf(data):
             pages.extend(check_image(page.name, page.data) for page in render_pdf(name, data))
+        elif tiff_page_count(name, data) > 1:
+            pages.extend(check_image(page.name, page.data) for page in split_tiff(name, data))
         else:
             pages.append(check_image(name, data))
     return pages

@@ -38,6 +38,11 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, max_side: int = MAX_
         raise RecognitionError("not_an_image", "the file is not an image in a known format (PNG, JPEG, WebP, TIFF)") from error
     except (OSError, SyntaxError, struct.error) as error:  # a known format whose header is cut short or damaged
         raise RecognitionError("truncated_image", f"the image data is incomplete or corrupt: {error}") from error
+    pages = _tiff_pages(image)
+    if pages > 1:  # the first page alone would be read, and the others lost without a word
+        raise RecognitionError(
+            "multi_page_image", f"the TIFF holds {pages} pages and one image is read at a time: split it, or send it to the service as a batch (one job per page)"
+        )
     width, height = image.size
     if width == 0 or height == 0:
         raise RecognitionError("empty_image", f"the image is {width}×{height} pixels")
@@ -52,6 +57,17 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, max_side: int = MAX_
     except (OSError, SyntaxError, ValueError, struct.error) as error:
         raise RecognitionError("truncated_image", f"the image data is incomplete or corrupt: {error}") from error
     return to_ink(upright(image))
+
+
+def _tiff_pages(image: Image.Image) -> int:
+    """The pages of a TIFF (read from its directory chain, no pixel decoded); 1 for other formats.
+    The frames of an animated WebP or GIF are not pages: its first frame is the drawing."""
+    if image.format != "TIFF":
+        return 1
+    try:
+        return int(getattr(image, "n_frames", 1))
+    except (OSError, SyntaxError, ValueError, struct.error) as error:
+        raise RecognitionError("truncated_image", f"the TIFF's page directory is damaged: {error}") from error
 
 
 _ORIENTATION_TAG = 0x0112
