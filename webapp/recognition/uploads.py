@@ -109,6 +109,8 @@ def tiff_page_count(name: str, data: bytes) -> int:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return int(getattr(image, "n_frames", 1))
+    except Image.DecompressionBombError:
+        raise _too_many_pixels(name, None)
     except Exception as error:  # Pillow raises many types for a damaged directory
         raise ApiError(ErrorCode.CORRUPT_IMAGE, f"'{name}' is damaged or incomplete: {error}") from None
 
