@@ -274,6 +274,26 @@ def test_a_skewed_ruled_unevenly_lit_page_gives_one_line_per_written_line():
             assert group.whole.box[2] < paper.shape[1] * 0.2
 
 
+@pytest.mark.parametrize("scale", [2, 3])
+def test_a_canvas_from_a_high_density_screen_keeps_every_stroke(scale):
+    # A browser canvas on a screen of two or three device pixels per CSS pixel is exported at
+    # that density: 1400×600 and more, past the size from which an image is taken for a page.
+    # Its strokes are a third of its height and more; ruling removal took every straight one
+    # (the stems of 1, 4, 7, the arms of +) for a ruling, and the line read as a row of 1s.
+    ink, _ = render_line("14+(7-1)*4=38", np.random.default_rng(5), height=120 * scale)
+    ink = cv2.copyMakeBorder(ink, 50 * scale, 50 * scale, 0, 0, cv2.BORDER_CONSTANT)
+    assert min(ink.shape) >= 600
+    page = clean_page(decode_image(_encode(ink)))
+    assert page.rulings_removed == 0 and page.skew_degrees == 0.0
+    drawn = ink >= 128
+    assert np.count_nonzero(page.binary[drawn]) >= 0.98 * np.count_nonzero(drawn)
+    line, = find_lines(page.binary)
+    assert len(line.groups) == len("14+(7-1)*4=38")
+    # A page of many small lines at the same size is still a page: skew and rulings found.
+    paper = render_page(["12+5=17"] * 12, np.random.default_rng(6), dpi=150, skew_degrees=3.0, ruled=True)
+    assert clean_page(decode_image(_encode(paper))).rulings_removed > 0
+
+
 def test_skew_estimate_is_level_for_a_straight_page():
     rng = np.random.default_rng(4)
     paper = render_page(["1+1=2"] * 12, rng, dpi=100, ruled=False, uneven=False)
@@ -295,7 +315,7 @@ def test_a_ruling_whose_brightness_varies_leaves_no_remnant():
     # pass as strokes on top of it (they used to come back as short minus signs).
     flat = np.zeros((700, 1200), np.uint8)
     flat[350, :] = (45 + 50 * (np.sin(np.arange(1200) / 40.0) > 0.6)).astype(np.uint8)
-    flat[100:160, 300:340] = 160  # a symbol elsewhere sets the threshold
+    flat[100:130, 300:320] = 160  # a symbol elsewhere (of a 150 dpi page's size) sets the threshold
     page = clean_page(flat)
     assert page.rulings_removed > 0
     assert not page.binary[345:356].any()

@@ -16,7 +16,8 @@ MIN_CONTRAST = 40
 """Below this ink contrast (0-255) an image is treated as blank."""
 PAGE_MIN_SIDE = 600
 """An image whose SHORTER side is below this is a canvas or a line crop, not a scanned
-page: it gets no flattening, deskew or ruling removal."""
+page: it gets no flattening, deskew or ruling removal (nor does a larger one whose writing
+is large against it, :func:`written_large`)."""
 MAX_SKEW_DEGREES = 5.0
 SKEW_WORK_SIZE = 800
 """The skew search runs on a copy this long: 0.1° is still more than a pixel across it."""
@@ -35,14 +36,20 @@ def flatten(ink: np.ndarray) -> np.ndarray:
     The background is estimated on a reduced copy with a window wider than any
     pen stroke, so the cost stays small on a 300 dpi page.
     """
+    return _flatten(ink)[0]
+
+
+def _flatten(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The flattened image, and the same at the reduced size its background is estimated on."""
     height, width = ink.shape
     factor = max(1, min(height, width) // 200)
     small = cv2.resize(ink, (max(1, width // factor), max(1, height // factor)), interpolation=cv2.INTER_AREA)
     window = max(3, (min(small.shape) // 6) | 1)
     background = cv2.morphologyEx(small, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (window, window)))
     background = cv2.blur(background, (window, window))
+    small_flat = cv2.subtract(small, background)
     background = cv2.resize(background, (width, height), interpolation=cv2.INTER_LINEAR)
-    return cv2.subtract(ink, background)
+    return cv2.subtract(ink, background), small_flat
 
 
 def binarise(flat: np.ndarray) -> np.ndarray:
@@ -198,7 +205,9 @@ def clean_page(ink: np.ndarray) -> CleanPage:
     # as any background window: flattening would hollow them out. Pages get it all.
     if min(ink.shape) < PAGE_MIN_SIDE:
         return CleanPage(_binary_with_faint_strokes(ink), 0.0, 0)
-    flat = flatten(ink)
+    flat, small_flat = _flatten(ink)
+    if written_large(small_flat):
+        return CleanPage(_binary_with_faint_strokes(ink), 0.0, 0)
     binary = binarise(flat)
     skew = estimate_skew(binary) if binary.any() else 0.0
     if abs(skew) < 0.2:
@@ -207,6 +216,29 @@ def clean_page(ink: np.ndarray) -> CleanPage:
         flat = rotate(flat, skew, cv2.INTER_LINEAR)
     flat, removed = remove_rulings(flat)
     return CleanPage(_binary_with_faint_strokes(flat), skew, removed)
+
+
+LARGE_WRITING = 1 / 12
+"""Symbols this tall against the image (median) make it a drawing, not a page of lines."""
+
+
+def written_large(flat: np.ndarray) -> bool:
+    """Whether the writing is large against the (flattened) image: a canvas drawn on a
+    high-density screen (two or three times the pixels of its size on screen), or one line
+    scanned big. Any size of the image will do: a reduced copy is enough to judge.
+
+    Ruling removal takes any straight run an eighth of the image long for a ruling, which is
+    safe on a page of many small lines and nowhere else: on a 1400×600 canvas the stem of a
+    `1` is a third of the height, and its removal cut every symbol into pieces (the tune half's
+    canvas expressions, drawn at twice the size: 89 of 96 read became 1). Components that
+    span half the image (rulings, a squared grid) and specks do not count; with none left the
+    image is a page.
+    """
+    height, width = flat.shape
+    _, _, stats, _ = cv2.connectedComponentsWithStats((flat >= MIN_CONTRAST).astype(np.uint8), connectivity=8)
+    heights, widths = stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_WIDTH]
+    symbols = (heights >= max(3, height // 100)) & (heights < height // 2) & (widths < width // 2)
+    return bool(symbols.any()) and float(np.median(heights[symbols])) >= height * LARGE_WRITING
 
 
 def _binary_with_faint_strokes(flat: np.ndarray) -> np.ndarray:
