@@ -159,6 +159,21 @@ def test_drawing_12_plus_3_times_4_shows_24_with_every_step_and_a_correction_cha
     context.close()
 
 
+def test_a_phone_with_three_device_pixels_per_css_pixel_reads_what_was_drawn(chromium, stack):
+    # The pad is drawn at the screen's density: on such a phone its 390×200 CSS pixels are sent
+    # as 1170×600, the size from which an image used to be cleaned as a scanned page, and ruling
+    # removal took the straight strokes, a third of the pad's height, for rulings.
+    client = _user(stack)
+    context, page = _logged_in(chromium, stack, client, **{**PHONE, "device_scale_factor": 3})
+    _draw(page, "12+3*4", seed=1, height=50, left=20, top=50)
+    assert page.evaluate(INK_ON_PAD)["height"] >= 600
+    page.get_by_role("button", name="Read it").click()
+    value = page.locator('[data-testid="value"] strong').first
+    value.wait_for()
+    assert value.text_content() == "24"
+    context.close()
+
+
 INK_ON_PAD = """() => {
   const pad = document.getElementById("pad");
   const pixels = pad.getContext("2d").getImageData(0, 0, pad.width, pad.height).data;
