@@ -87,6 +87,17 @@ def test_real_expressions_report_half(classifier):
     ])
 
 
+def test_real_canvas_expressions_drawn_at_twice_the_size_read_as_well(classifier):
+    # A browser canvas is sent at its screen's density: on a screen of two device pixels per
+    # CSS pixel the same drawing is twice the size, past where an image was taken for a scanned
+    # page and its straight strokes for rulings (session 18: 1 of the tune half's 96 read).
+    if not (validate_real.DEFAULT_DATA / "expressions" / "labels.csv").exists():
+        pytest.skip(f"no CROHME validation data at {validate_real.DEFAULT_DATA}: real expressions not checked")
+    result = validate_real.evaluate_expressions(classifier, folders=("expressions-canvas",), scale=2.0)
+    check([("real expressions-canvas/ at twice the size, exact match on the report half",
+            result["expressions-canvas"]["report"]["exact"], validate_real.EXPRESSION_FLOOR, FLOORS["expressions-canvas"])])
+
+
 def test_two_digits_drawn_touching_are_read_as_two(classifier):
     # A two-digit number whose digits touch is one group of ink: read whole, it is one digit.
     # Held-out glyphs (MNIST test split, generator seeds never trained on), drawn as the

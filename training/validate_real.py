@@ -124,8 +124,29 @@ def reading_text(lines) -> str:
     return "|".join(parts)
 
 
-def evaluate_expressions(classifier, data_dir: Path = DEFAULT_DATA, folders=EXPRESSION_FOLDERS) -> dict:
-    """Exact match of whole expressions per folder and writer half, with the misses."""
+def drawn_otherwise(data: bytes, scale: float = 1.0, rotate_degrees: float = 0.0) -> bytes:
+    """The same expression image at another size, or turned as a line written off level is
+    (the paper's background fills the corners): how robust the reading is to both."""
+    import cv2
+
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if scale != 1.0:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    if rotate_degrees:
+        background = int(np.median(image))
+        height, width = image.shape
+        pad = int(width * abs(np.sin(np.radians(rotate_degrees)))) // 2 + 10
+        image = cv2.copyMakeBorder(image, pad, pad, 10, 10, cv2.BORDER_CONSTANT, value=background)
+        height, width = image.shape
+        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), rotate_degrees, 1.0)
+        image = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=background)
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def evaluate_expressions(classifier, data_dir: Path = DEFAULT_DATA, folders=EXPRESSION_FOLDERS,
+                         scale: float = 1.0, rotate_degrees: float = 0.0) -> dict:
+    """Exact match of whole expressions per folder and writer half, with the misses
+    (``scale`` and ``rotate_degrees``: each image redrawn by :func:`drawn_otherwise` first)."""
     from workers.pipeline.errors import RecognitionError
     from workers.pipeline.recognize import recognize
 
@@ -140,8 +161,11 @@ def evaluate_expressions(classifier, data_dir: Path = DEFAULT_DATA, folders=EXPR
             if not path.exists():
                 continue
             half = writer_half(row["writer"])
+            data = path.read_bytes()
+            if scale != 1.0 or rotate_degrees:
+                data = drawn_otherwise(data, scale, rotate_degrees)
             try:
-                got = reading_text(recognize(path.read_bytes(), classifier).lines)
+                got = reading_text(recognize(data, classifier).lines)
             except RecognitionError as error:
                 got = f"error:{error.code}"
             per_half[half][1] += 1
@@ -174,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     parser.add_argument("--expressions", action="store_true", help="also read the whole expressions with the pipeline")
+    parser.add_argument("--scale", type=float, default=1.0, help="with --expressions: read each image resized by this factor")
+    parser.add_argument("--rotate", type=float, default=0.0, help="with --expressions: read each image turned by this many degrees")
     args = parser.parse_args(argv)
     if not (args.data / "symbols" / "manifest.csv").exists():
         print(f"no validation data at {args.data}", file=sys.stderr)
@@ -187,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.expressions:
         from workers.pipeline.classify import SymbolClassifier
 
-        result["expressions"] = evaluate_expressions(SymbolClassifier(version, threads=1), args.data)
+        result["expressions"] = evaluate_expressions(SymbolClassifier(version, threads=1), args.data, scale=args.scale,
+                                                     rotate_degrees=args.rotate)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
