@@ -294,6 +294,26 @@ def test_a_canvas_from_a_high_density_screen_keeps_every_stroke(scale):
     assert clean_page(decode_image(_encode(paper))).rulings_removed > 0
 
 
+@pytest.mark.parametrize("angle", [-8.0, 6.0])
+def test_a_line_drawn_off_level_is_levelled_and_stays_one_line(angle):
+    # Written sloping across a canvas, a long line drifts by more than its height: it was read
+    # as two lines, or its symbols read tilted. Levelled by its symbols' centres, with room
+    # above and below so that its ends stay in the image.
+    from training.validate_real import drawn_otherwise
+
+    text = "12+(37-1)*4=140"
+    ink, _ = render_line(text, np.random.default_rng(8), height=70)
+    sloping = decode_image(drawn_otherwise(_encode(255 - ink), rotate_degrees=angle))
+    page = clean_page(sloping)
+    assert abs(page.skew_degrees + angle) < 1.5 and page.padded > 0
+    assert page.frame(sloping).shape == page.binary.shape
+    line, = find_lines(page.binary)
+    assert len(line.groups) == len(text)
+    # Written level, it is left as it is.
+    level = clean_page(decode_image(_encode(255 - ink)))
+    assert (level.skew_degrees, level.padded) == (0.0, 0)
+
+
 def test_skew_estimate_is_level_for_a_straight_page():
     rng = np.random.default_rng(4)
     paper = render_page(["1+1=2"] * 12, rng, dpi=100, ruled=False, uneven=False)

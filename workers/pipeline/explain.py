@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from workers.pipeline.page import rotate
 from workers.pipeline.symbols import DISPLAY
 
 LINE_COLOURS = [(0, 114, 178), (213, 94, 0), (0, 158, 115), (204, 121, 167), (230, 159, 0), (86, 180, 233)]
@@ -69,9 +68,7 @@ _COLOUR_INDEX = {colour: GREY_LEVELS + i for i, colour in enumerate((*LINE_COLOU
 
 def boxes(result) -> bytes:
     """The (deskewed) input with each line's box and each symbol's box and label."""
-    ink = result.ink
-    if result.page.skew_degrees:
-        ink = rotate(ink, result.page.skew_degrees)
+    ink = result.page.frame(result.ink)
     canvas = Image.fromarray(((255 - ink.astype(np.uint16)) * (GREY_LEVELS - 1) // 255).astype(np.uint8))
     canvas.putpalette(_PALETTE)  # an L image with a palette is a P image
     draw = ImageDraw.Draw(canvas)

@@ -28,6 +28,13 @@ class CleanPage:
     binary: np.ndarray  # uint8 0/255, ink 255, deskewed, rulings removed
     skew_degrees: float
     rulings_removed: int  # pixels of ruling lines taken out
+    padded: int = 0  # rows added above and below before a drawing's line was levelled
+
+    def frame(self, image: np.ndarray) -> np.ndarray:
+        """``image`` (the input, same size) in the frame of ``binary``: padded and turned alike."""
+        if self.padded:
+            image = cv2.copyMakeBorder(image, self.padded, self.padded, 0, 0, cv2.BORDER_CONSTANT, value=0)
+        return rotate(image, self.skew_degrees) if self.skew_degrees else image
 
 
 def flatten(ink: np.ndarray) -> np.ndarray:
@@ -204,10 +211,10 @@ def clean_page(ink: np.ndarray) -> CleanPage:
     # Canvases and single-line crops are evenly lit, and their strokes may be as wide
     # as any background window: flattening would hollow them out. Pages get it all.
     if min(ink.shape) < PAGE_MIN_SIDE:
-        return CleanPage(_binary_with_faint_strokes(ink), 0.0, 0)
+        return _clean_drawing(ink)
     flat, small_flat = _flatten(ink)
     if written_large(small_flat):
-        return CleanPage(_binary_with_faint_strokes(ink), 0.0, 0)
+        return _clean_drawing(ink)
     binary = binarise(flat)
     skew = estimate_skew(binary) if binary.any() else 0.0
     if abs(skew) < 0.2:
@@ -239,6 +246,56 @@ def written_large(flat: np.ndarray) -> bool:
     heights, widths = stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_WIDTH]
     symbols = (heights >= max(3, height // 100)) & (heights < height // 2) & (widths < width // 2)
     return bool(symbols.any()) and float(np.median(heights[symbols])) >= height * LARGE_WRITING
+
+
+MIN_LINE_SLOPE_DEGREES = 3.0
+"""A drawing's line sloping less than this is left as it is."""
+MAX_LINE_SLOPE_DEGREES = 15.0
+
+
+def line_slope(binary: np.ndarray) -> float:
+    """The slope (degrees, y down) of a drawing's line of writing, from its tall symbols.
+
+    A page is levelled by its rows of text (:func:`estimate_skew`); on one line that search
+    also answers for a tall symbol or a raised answer, and turned lines written level (on the
+    CROHME tune half, 89 → 86 of 96 canvas expressions). Here, instead, the median slope
+    between the centres of the symbols at least 0.7 times as tall as the tall half (a raised,
+    small ``=4`` is not among them), for pairs at least a symbol apart; steep pairs, between
+    two lines, are left out. Fewer than five such symbols: 0. Judged on a copy about 100 px
+    high (a canvas's components cost a third of a line's reading at full size).
+    """
+    factor = max(1, min(binary.shape) // 100)
+    if factor > 1:
+        binary = (cv2.resize(binary, (binary.shape[1] // factor, binary.shape[0] // factor), interpolation=cv2.INTER_AREA) > 0).astype(np.uint8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    heights = stats[1:, cv2.CC_STAT_HEIGHT]
+    if heights.size < 5:
+        return 0.0
+    tall = heights >= 0.7 * np.median(heights[heights >= np.median(heights)])
+    if np.count_nonzero(tall) < 5:
+        return 0.0
+    tall_stats = stats[1:][tall][:400]
+    xs = tall_stats[:, cv2.CC_STAT_LEFT] + tall_stats[:, cv2.CC_STAT_WIDTH] / 2.0
+    ys = tall_stats[:, cv2.CC_STAT_TOP] + tall_stats[:, cv2.CC_STAT_HEIGHT] / 2.0
+    dx, dy = xs[None, :] - xs[:, None], ys[None, :] - ys[:, None]
+    apart = np.triu(np.abs(dx) >= np.median(tall_stats[:, cv2.CC_STAT_HEIGHT]), 1)
+    slopes = dy[apart] / dx[apart]
+    slopes = slopes[np.abs(slopes) < np.tan(np.radians(MAX_LINE_SLOPE_DEGREES))]
+    return float(np.degrees(np.arctan(np.median(slopes)))) if slopes.size >= 3 else 0.0
+
+
+def _clean_drawing(ink: np.ndarray) -> CleanPage:
+    """A canvas or a line crop: evenly lit and unruled, so only binarised, and its line levelled
+    if it slopes (a line written off level costs 3 to 7 points of exact match, README)."""
+    binary = _binary_with_faint_strokes(ink)
+    angle = line_slope(binary)
+    if abs(angle) < MIN_LINE_SLOPE_DEGREES:
+        return CleanPage(binary, 0.0, 0)
+    # Turned about its centre, a long line's ends would leave the image: room above and below.
+    padded = int(np.ceil(abs(np.sin(np.radians(angle))) * binary.shape[1] / 2)) + 2
+    page = CleanPage(binary, angle, 0, padded)
+    page.binary = page.frame(binary)
+    return page
 
 
 def _binary_with_faint_strokes(flat: np.ndarray) -> np.ndarray:
