@@ -434,15 +434,15 @@ def test_faint_noise_on_a_small_image_stays_blank():
 
 
 def test_components_take_16_bit_labels_only_where_they_fit_and_match_the_32_bit_ones():
-    from workers.pipeline.segment import _components
+    from workers.pipeline.page import components
 
     rng = np.random.default_rng(3)
     dots = (rng.random((600, 600)) < 0.3).astype(np.uint8)  # many specks: up to 300×300 cells
     for image, label_type in ((dots[:200, :500], np.uint16), (dots, np.int32)):
-        count, labels, stats = _components(image)
+        count, labels, stats = components(image)
         expected_count, expected_labels, expected_stats, _ = cv2.connectedComponentsWithStats(image, connectivity=8)
         assert labels.dtype == label_type and count == expected_count
         assert np.array_equal(labels, expected_labels) and np.array_equal(stats, expected_stats)
     checkerboard = (np.indices((511, 511)).sum(axis=0) % 2 == 0) & (np.indices((511, 511))[0] % 2 == 0)
-    count, labels, _ = _components(checkerboard.astype(np.uint8))  # one component per 2x2 cell: 65,536 labels
+    count, labels, _ = components(checkerboard.astype(np.uint8))  # one component per 2x2 cell: 65,536 labels
     assert labels.dtype == np.int32 and count == 256 * 256 + 1

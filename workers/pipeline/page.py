@@ -37,6 +37,19 @@ class CleanPage:
         return rotate(image, self.skew_degrees) if self.skew_degrees else image
 
 
+def components(binary: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """8-connected components: (count with the background, labels, stats).
+
+    Labels are 16-bit when the image cannot hold more components than that (two components
+    never touch, so each takes a 2×2 cell at least): a canvas line's labelling with stats then
+    takes a third of the time of 32-bit labels, the same labels and stats.
+    """
+    height, width = binary.shape
+    label_type = cv2.CV_16U if ((height + 1) // 2) * ((width + 1) // 2) < 65535 else cv2.CV_32S
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8, ltype=label_type)
+    return count, labels, stats
+
+
 def flatten(ink: np.ndarray) -> np.ndarray:
     """Remove slowly varying background (uneven lighting, shadows) by a white top-hat.
 
@@ -242,7 +255,7 @@ def written_large(flat: np.ndarray) -> bool:
     image is a page.
     """
     height, width = flat.shape
-    _, _, stats, _ = cv2.connectedComponentsWithStats((flat >= MIN_CONTRAST).astype(np.uint8), connectivity=8)
+    _, _, stats = components((flat >= MIN_CONTRAST).astype(np.uint8))
     heights, widths = stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_WIDTH]
     symbols = (heights >= max(3, height // 100)) & (heights < height // 2) & (widths < width // 2)
     return bool(symbols.any()) and float(np.median(heights[symbols])) >= height * LARGE_WRITING
@@ -267,7 +280,7 @@ def line_slope(binary: np.ndarray) -> float:
     factor = max(1, min(binary.shape) // 100)
     if factor > 1:
         binary = (cv2.resize(binary, (binary.shape[1] // factor, binary.shape[0] // factor), interpolation=cv2.INTER_AREA) > 0).astype(np.uint8)
-    _, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    _, _, stats = components(binary)
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
     if heights.size < 5:
         return 0.0
