@@ -314,6 +314,18 @@ def test_a_line_drawn_off_level_is_levelled_and_stays_one_line(angle):
     assert (level.skew_degrees, level.padded) == (0.0, 0)
 
 
+def test_a_line_in_blue_ink_on_yellow_paper_keeps_its_paper_out_of_the_ink():
+    # A drawing on a coloured background, drawn without anti-aliasing (two colours only): the
+    # paper is not black in ink-bright terms, and the faint-stroke search, measuring from black,
+    # took all of it for one faint stroke (every line so drawn was refused as not handwriting).
+    ink, _ = render_line("12+(3-1)*4", np.random.default_rng(9), height=60)
+    drawn = ink >= 128
+    colour = np.where(drawn[..., None], np.array([30, 60, 200], np.uint8), np.array([250, 240, 120], np.uint8))  # RGB
+    page = clean_page(decode_image(_encode(colour)))
+    found = page.binary > 0
+    assert np.count_nonzero(found & ~drawn) == 0 and np.count_nonzero(found & drawn) >= 0.98 * np.count_nonzero(drawn)
+
+
 def test_skew_estimate_is_level_for_a_straight_page():
     rng = np.random.default_rng(4)
     paper = render_page(["1+1=2"] * 12, rng, dpi=100, ruled=False, uneven=False)

@@ -300,7 +300,10 @@ def line_slope(binary: np.ndarray) -> float:
 def _clean_drawing(ink: np.ndarray) -> CleanPage:
     """A canvas or a line crop: evenly lit and unruled, so only binarised, and its line levelled
     if it slopes (a line written off level costs 3 to 7 points of exact match, README)."""
-    binary = _binary_with_faint_strokes(ink)
+    # Its paper is even but not always black in ink-bright terms (a grey or coloured
+    # background): the faint-stroke search measures from black, and took such paper for a stroke.
+    paper = int(np.median(np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])))
+    binary = _binary_with_faint_strokes(cv2.subtract(ink, paper) if paper else ink)
     angle = line_slope(binary)
     if abs(angle) < MIN_LINE_SLOPE_DEGREES:
         return CleanPage(binary, 0.0, 0)
