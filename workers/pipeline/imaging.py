@@ -94,7 +94,7 @@ def to_ink(image: Image.Image) -> np.ndarray:
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         alpha = np.asarray(rgba.getchannel("A"))
-        if _border(alpha).mean() < 128:
+        if border_pixels(alpha).mean() < 128:
             # A canvas drawn on a transparent background: where the pen went is the
             # ink, whatever its colour.
             return np.ascontiguousarray(alpha)
@@ -122,10 +122,11 @@ def _gray(image: Image.Image) -> np.ndarray:
         raise RecognitionError("unsupported_image_mode", f"images in Pillow's {image.mode} mode cannot be read; send RGB or grayscale") from error
 
 
-def _border(values: np.ndarray) -> np.ndarray:
+def border_pixels(values: np.ndarray) -> np.ndarray:
+    """The outermost rows and columns: mostly background on a page or a canvas."""
     return np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
 
 
 def _background_is_light(gray: np.ndarray) -> bool:
     """The border of a page or canvas is mostly background: judge polarity from it."""
-    return float(np.median(_border(gray))) > 127
+    return float(np.median(border_pixels(gray))) > 127

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from workers.pipeline.imaging import border_pixels
+
 MIN_CONTRAST = 40
 """Below this ink contrast (0-255) an image is treated as blank."""
 PAGE_MIN_SIDE = 600
@@ -302,7 +304,7 @@ def _clean_drawing(ink: np.ndarray) -> CleanPage:
     if it slopes (a line written off level costs 3 to 7 points of exact match, README)."""
     # Its paper is even but not always black in ink-bright terms (a grey or coloured
     # background): the faint-stroke search measures from black, and took such paper for a stroke.
-    paper = int(np.median(np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])))
+    paper = int(np.median(border_pixels(ink)))
     binary = _binary_with_faint_strokes(cv2.subtract(ink, paper) if paper else ink)
     angle = line_slope(binary)
     if abs(angle) < MIN_LINE_SLOPE_DEGREES:
