@@ -52,6 +52,22 @@ def test_a_line_is_read_evaluated_and_explained_with_one_model_call(classifier):
     assert all(png[:4] == b"\x89PNG" for png in pictures.values())
 
 
+def test_a_line_drawn_small_is_enlarged_before_it_is_read(classifier):
+    # A thumbnail, or a line cut from a 100 dpi scan: digits 14 and 18 px high. Thresholded at
+    # that size, strokes a pixel apart merge: 5 of these 16 lines read. Enlarged in grey first, 8
+    # (of the rest, six an `=` whose bars touch, read as `-`; two a 7 read as 9).
+    text, hits = "12+(37-1)*4=140", 0
+    for seed in range(8):
+        for height in (14, 18):
+            ink, _ = render_line(text, np.random.default_rng(seed), height=height)
+            result = recognize(_png(255 - ink), classifier)
+            assert result.page.scale > 1 and result.page.frame(result.ink).shape == result.page.binary.shape
+            hits += validate_real.reading_text(result.lines) == text
+    assert hits >= 8
+    ink, _ = render_line(text, np.random.default_rng(0), height=64)
+    assert recognize(_png(255 - ink), classifier).page.scale == 1.0  # a line of the usual size is read as it is
+
+
 def test_two_digits_drawn_into_each_other_get_cuts_once_the_model_doubts_them(classifier, monkeypatch):
     # A two-digit number in one piece of ink, too narrow for its shape to ask for cuts: the model's
     # not-one-symbol class doubts the whole, so the group gets cuts and a second call reads them.

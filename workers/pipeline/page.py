@@ -31,9 +31,13 @@ class CleanPage:
     skew_degrees: float
     rulings_removed: int  # pixels of ruling lines taken out
     padded: int = 0  # rows added above and below before a drawing's line was levelled
+    scale: float = 1.0  # a drawing too small to read is enlarged first
 
     def frame(self, image: np.ndarray) -> np.ndarray:
-        """``image`` (the input, same size) in the frame of ``binary``: padded and turned alike."""
+        """``image`` (the input, same size) in the frame of ``binary``: enlarged, padded and
+        turned alike. Symbol and line boxes are in this frame, as the step pictures are."""
+        if self.scale != 1.0:
+            image = _enlarged(image, self.scale)
         if self.padded:
             image = cv2.copyMakeBorder(image, self.padded, self.padded, 0, 0, cv2.BORDER_CONSTANT, value=0)
         return rotate(image, self.skew_degrees) if self.skew_degrees else image
@@ -305,15 +309,45 @@ def _clean_drawing(ink: np.ndarray) -> CleanPage:
     # Its paper is even but not always black in ink-bright terms (a grey or coloured
     # background): the faint-stroke search measures from black, and took such paper for a stroke.
     paper = int(np.median(border_pixels(ink)))
-    binary = _binary_with_faint_strokes(cv2.subtract(ink, paper) if paper else ink)
+    if paper:
+        ink = cv2.subtract(ink, paper)
+    binary = _binary_with_faint_strokes(ink)
+    scale = _enlargement(binary)
+    if scale != 1.0:
+        binary = _binary_with_faint_strokes(_enlarged(ink, scale))
     angle = line_slope(binary)
     if abs(angle) < MIN_LINE_SLOPE_DEGREES:
-        return CleanPage(binary, 0.0, 0)
+        return CleanPage(binary, 0.0, 0, scale=scale)
     # Turned about its centre, a long line's ends would leave the image: room above and below.
     padded = int(np.ceil(abs(np.sin(np.radians(angle))) * binary.shape[1] / 2)) + 2
     page = CleanPage(binary, angle, 0, padded)
-    page.binary = page.frame(binary)
+    page.binary = page.frame(binary)  # the binary is enlarged already: padded and turned only
+    page.scale = scale  # from here on, frame() takes the input through all three
     return page
+
+
+SMALL_SYMBOL_PX, READ_SYMBOL_PX = 32, 48
+"""A drawing whose tall symbols are under SMALL_SYMBOL_PX high is enlarged to make them about
+READ_SYMBOL_PX (at most four times) before it is thresholded."""
+
+
+def _enlargement(binary: np.ndarray) -> float:
+    """How much to enlarge a small drawing (a thumbnail, a line cut from a 100 dpi scan): at
+    half the size the tune half's tablet expressions read 85 of 96, at a third 70 (91 as
+    drawn), because strokes a pixel apart merge when thresholded and touching symbols appear
+    that the cuts miss. Enlarged in grey first, they read 89 and 83."""
+    if min(binary.shape) >= 2 * READ_SYMBOL_PX + 4:
+        return 1.0  # room for symbols of a readable size: not measured (a line's usual case)
+    _, _, stats = components(binary)
+    heights = stats[1:, cv2.CC_STAT_HEIGHT]
+    if heights.size == 0:
+        return 1.0
+    tall = float(np.median(heights[heights >= np.median(heights)]))
+    return min(4.0, READ_SYMBOL_PX / max(tall, 1.0)) if tall < SMALL_SYMBOL_PX else 1.0
+
+
+def _enlarged(image: np.ndarray, scale: float) -> np.ndarray:
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
 
 
 def _binary_with_faint_strokes(flat: np.ndarray) -> np.ndarray:
