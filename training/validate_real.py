@@ -134,8 +134,7 @@ def drawn_otherwise(data: bytes, scale: float = 1.0, rotate_degrees: float = 0.0
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
     if rotate_degrees:
         background = int(np.median(image))
-        height, width = image.shape
-        pad = int(width * abs(np.sin(np.radians(rotate_degrees)))) // 2 + 10
+        pad = int(image.shape[1] * abs(np.sin(np.radians(rotate_degrees)))) // 2 + 10
         image = cv2.copyMakeBorder(image, pad, pad, 10, 10, cv2.BORDER_CONSTANT, value=background)
         height, width = image.shape
         matrix = cv2.getRotationMatrix2D((width / 2, height / 2), rotate_degrees, 1.0)

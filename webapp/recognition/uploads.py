@@ -204,19 +204,18 @@ def decode_base64_image(text: str) -> bytes:
 
 def expand_uploads(files: list[tuple[str, bytes]], pages_already: int = 0) -> list[Page]:
     """Images stay one page each; PDFs and multi-page TIFFs become one page per page. Checks MAX_PAGES_PER_BATCH first."""
-    total = pages_already
-    for name, data in files:
-        total += count_pdf_pages(name, data) if is_pdf(data) else tiff_page_count(name, data)
+    counts = [count_pdf_pages(name, data) if is_pdf(data) else tiff_page_count(name, data) for name, data in files]
+    total = pages_already + sum(counts)
     if total > settings.MAX_PAGES_PER_BATCH:
         raise ApiError(
             ErrorCode.TOO_MANY_PAGES, f"the batch would hold {total} pages; the limit MAX_PAGES_PER_BATCH is {settings.MAX_PAGES_PER_BATCH}",
             status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, limit="MAX_PAGES_PER_BATCH", limit_value=settings.MAX_PAGES_PER_BATCH,
         )
     pages: list[Page] = []
-    for name, data in files:
+    for (name, data), count in zip(files, counts):
         if is_pdf(data):
             pages.extend(check_image(page.name, page.data) for page in render_pdf(name, data))
-        elif tiff_page_count(name, data) > 1:
+        elif count > 1:
             pages.extend(check_image(page.name, page.data) for page in split_tiff(name, data))
         else:
             pages.append(check_image(name, data))

@@ -38,9 +38,13 @@ class CleanPage:
         turned alike. Symbol and line boxes are in this frame, as the step pictures are."""
         if self.scale != 1.0:
             image = _enlarged(image, self.scale)
-        if self.padded:
-            image = cv2.copyMakeBorder(image, self.padded, self.padded, 0, 0, cv2.BORDER_CONSTANT, value=0)
-        return rotate(image, self.skew_degrees) if self.skew_degrees else image
+        return _padded_and_turned(image, self.padded, self.skew_degrees)
+
+
+def _padded_and_turned(image: np.ndarray, padded: int, angle: float) -> np.ndarray:
+    if padded:
+        image = cv2.copyMakeBorder(image, padded, padded, 0, 0, cv2.BORDER_CONSTANT, value=0)
+    return rotate(image, angle) if angle else image
 
 
 def components(binary: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
@@ -290,7 +294,7 @@ def line_slope(binary: np.ndarray) -> float:
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
     if heights.size < 5:
         return 0.0
-    tall = heights >= 0.7 * np.median(heights[heights >= np.median(heights)])
+    tall = heights >= 0.7 * _tall_height(heights)
     if np.count_nonzero(tall) < 5:
         return 0.0
     tall_stats = stats[1:][tall][:400]
@@ -320,10 +324,7 @@ def _clean_drawing(ink: np.ndarray) -> CleanPage:
         return CleanPage(binary, 0.0, 0, scale=scale)
     # Turned about its centre, a long line's ends would leave the image: room above and below.
     padded = int(np.ceil(abs(np.sin(np.radians(angle))) * binary.shape[1] / 2)) + 2
-    page = CleanPage(binary, angle, 0, padded)
-    page.binary = page.frame(binary)  # the binary is enlarged already: padded and turned only
-    page.scale = scale  # from here on, frame() takes the input through all three
-    return page
+    return CleanPage(_padded_and_turned(binary, padded, angle), angle, 0, padded, scale)
 
 
 SMALL_SYMBOL_PX, READ_SYMBOL_PX = 32, 48
@@ -342,8 +343,14 @@ def _enlargement(binary: np.ndarray) -> float:
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
     if heights.size == 0:
         return 1.0
-    tall = float(np.median(heights[heights >= np.median(heights)]))
+    tall = _tall_height(heights)
     return min(4.0, READ_SYMBOL_PX / max(tall, 1.0)) if tall < SMALL_SYMBOL_PX else 1.0
+
+
+def _tall_height(heights: np.ndarray) -> float:
+    """The median height of the taller half of a drawing's components: its symbols' height,
+    whatever its minus signs, dots and specks."""
+    return float(np.median(heights[heights >= np.median(heights)]))
 
 
 def _enlarged(image: np.ndarray, scale: float) -> np.ndarray:
