@@ -306,3 +306,22 @@ def test_the_number_of_augmented_mnist_copies_is_a_run_argument():
         train.parse_args(["--mnist-copies", "-1"])
     mnist_file = Path(__file__)  # any file: the key hashes its bytes
     assert dataset.cache_key(default, mnist_file) != dataset.cache_key(more, mnist_file)
+
+
+def test_mnist_share_splits_each_digit_class_between_real_and_generated_samples():
+    from training.train import parse_args, sample_weights
+
+    labels = np.array([3] * 8 + [3] * 2 + [12] * 5)
+    sources = np.array(["mnist"] * 4 + ["mnist-augmented"] * 4 + ["generated-digit"] * 2 + ["generated-operator"] * 5)
+    balanced = sample_weights(labels, sources, None)
+    assert balanced[labels == 3].sum() == pytest.approx(balanced[labels == 12].sum())  # classes balanced
+    assert len(set(balanced[labels == 3].round(9))) == 1  # every sample of a class alike
+    shared = sample_weights(labels, sources, 0.25)
+    real, generated = labels == 3, sources == "generated-digit"
+    real &= ~generated
+    assert shared[real].sum() == pytest.approx(0.25 * balanced[labels == 3].sum())
+    assert shared[generated].sum() == pytest.approx(0.75 * balanced[labels == 3].sum())
+    np.testing.assert_allclose(shared[labels == 12], balanced[labels == 12])  # operators as they were
+    for wrong in ("0", "1", "1.5"):
+        with pytest.raises(SystemExit):
+            parse_args(["--mnist-share", wrong])

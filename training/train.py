@@ -56,6 +56,7 @@ RUN_DEFAULTS = {
     "stroke_method": DEFAULT_STROKE_METHOD,
     "mnist": None,
     "mnist_copies": None,  # the data set's default: 1, or 0 with --small
+    "mnist_share": None,  # None: every sample of a class weighs the same
     "models_dir": None,  # $MODELS_DIR or models/, resolved when the run starts
 }
 """The arguments that define a run's data, model, loss and schedule, and the registry it
@@ -83,6 +84,32 @@ def _count(value: str) -> int:
     return count
 
 
+def _share(value: str) -> float:
+    share = float(value)
+    if not 0.0 < share < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1, not {share}")
+    return share
+
+
+def sample_weights(labels: np.ndarray, sources: np.ndarray, mnist_share: float | None) -> np.ndarray:
+    """Each training sample's weight: classes balanced (the digit/operator imbalance), and with
+    ``mnist_share`` each digit class's weight split between its real MNIST samples (that part)
+    and its generated ones (the rest), whatever their numbers. Full MNIST outnumbers the
+    generator's other writing styles (a flagged ``1``, a crossed ``7``) five to one."""
+    classes, counts = np.unique(labels, return_counts=True)
+    weights = (len(labels) / (len(classes) * counts))[np.searchsorted(classes, labels)]
+    if mnist_share is None:
+        return weights
+    real = np.char.startswith(sources.astype(str), "mnist")
+    for label in np.unique(labels[real]):
+        in_class = labels == label
+        mine, theirs = in_class & real, in_class & ~real
+        if theirs.any():
+            weights[mine] *= mnist_share * in_class.sum() / mine.sum()
+            weights[theirs] *= (1 - mnist_share) * in_class.sum() / theirs.sum()
+    return weights
+
+
 def dataset_config(args: argparse.Namespace) -> dataset.DatasetConfig:
     """The data set a run's arguments ask for."""
     config = replace(dataset.DatasetConfig.small() if args.small else dataset.DatasetConfig(), stroke_method=args.stroke_method)
@@ -108,6 +135,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mnist", type=Path, help="full MNIST: a folder of IDX files or a Keras mnist.npz")
     parser.add_argument("--mnist-copies", type=_count, metavar="N",
                         help="augmented copies of each real MNIST training digit (affine, elastic, scan-like; default: 1, or 0 with --small)")
+    parser.add_argument("--mnist-share", type=_share, metavar="F",
+                        help="the part of each digit class's weight that MNIST's samples carry, the rest the "
+                             "generated ones' (default: as many as they are, about 0.84; v0018's members: about 0.54)")
     parser.add_argument("--small", action="store_true", default=None, help="tiny data set and 1 epoch: checks the machinery only")
     parser.add_argument("--resume", metavar="RUN",
                         help="continue the run with this id from its last epoch, with the arguments it was started with")
@@ -456,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     present = np.unique(y_train)
     weights = compute_class_weight("balanced", classes=present, y=y_train)
     class_weight = {int(c): float(w) for c, w in zip(present, weights)}
+    train_weights = sample_weights(y_train, arrays["src_train"], args.mnist_share)
 
     if (run_dir / FIT_DONE_FILE).exists() and (run_dir / "last.keras").exists():
         # Training finished before a crash in evaluation or writing: BackupAndRestore has
@@ -480,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
             validation_data=(x_val, fit_val),
             epochs=epochs,
             batch_size=args.batch_size,
-            class_weight=class_weight,
+            sample_weight=train_weights,
             shuffle=True,
             verbose=1 if sys.stdout.isatty() else 2,
             callbacks=[
@@ -525,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seed": args.seed,
                 "width": args.width,
                 "class_weight": class_weight,
+                "mnist_share": args.mnist_share,
             },
             **common_provenance(model, calibrated, data_provenance, started),
         }
