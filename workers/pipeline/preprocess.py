@@ -197,10 +197,11 @@ def _fitted(redrawn: np.ndarray) -> np.ndarray:
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = cv2.resize(redrawn, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
+    # The centre of mass from the row and column sums (np.indices and two full products took a
+    # third of this function's time; cv2.moments would take an N×2 image for N points).
     total = small.sum()
-    rows, cols = np.indices(small.shape)
-    centre_y = (rows * small).sum() / total
-    centre_x = (cols * small).sum() / total
+    centre_y = small.sum(axis=1, dtype=np.float64) @ np.arange(small.shape[0]) / total
+    centre_x = small.sum(axis=0, dtype=np.float64) @ np.arange(small.shape[1]) / total
     top = int(round(INPUT_SIZE / 2 - centre_y))
     left = int(round(INPUT_SIZE / 2 - centre_x))
     # Keep the whole symbol inside the frame even when its mass is lopsided.
