@@ -96,8 +96,9 @@ def sample_weights(labels: np.ndarray, sources: np.ndarray, mnist_share: float |
     ``mnist_share`` each digit class's weight split between its real MNIST samples (that part)
     and its generated ones (the rest), whatever their numbers. Full MNIST outnumbers the
     generator's other writing styles (a flagged ``1``, a crossed ``7``) five to one."""
-    classes, counts = np.unique(labels, return_counts=True)
-    weights = (len(labels) / (len(classes) * counts))[np.searchsorted(classes, labels)]
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    weights = compute_sample_weight("balanced", labels)
     if mnist_share is None:
         return weights
     real = np.char.startswith(sources.astype(str), "mnist")
@@ -132,7 +133,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stroke-method", type=_stroke_method, metavar="|".join(STROKE_METHODS),
                         help="how crops' stroke widths are normalised (workers.pipeline.preprocess; default: "
                              f"{DEFAULT_STROKE_METHOD}); several joined by '+' give the model one input channel each")
-    parser.add_argument("--mnist", type=Path, help="full MNIST: a folder of IDX files or a Keras mnist.npz")
+    parser.add_argument("--mnist", type=Path, help="other MNIST digits than the default full set: a folder of IDX files, "
+                                                     "a Keras mnist.npz, or an .npz of x/y (split by a fixed seed)")
     parser.add_argument("--mnist-copies", type=_count, metavar="N",
                         help="augmented copies of each real MNIST training digit (affine, elastic, scan-like; default: 1, or 0 with --small)")
     parser.add_argument("--mnist-share", type=_share, metavar="F",
