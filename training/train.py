@@ -484,7 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     x_train, y_train = dataset.to_float(arrays["x_train"]), arrays["y_train"]
     x_val, y_val = dataset.to_float(arrays["x_val"]), arrays["y_val"]
     print(f"train {len(y_train)}  val {len(y_val)}  test {len(arrays['y_test'])}", flush=True)
-    # Balanced weights correct the digit/operator imbalance of the mix.
+    # Balanced weights correct the digit/operator imbalance of the mix. Training weighs each
+    # sample (sample_weights: the same balance, and with --mnist-share the split within each
+    # digit class); the class weights are what the version records of that balance.
     present = np.unique(y_train)
     weights = compute_class_weight("balanced", classes=present, y=y_train)
     class_weight = {int(c): float(w) for c, w in zip(present, weights)}
