@@ -152,6 +152,22 @@ def test_equals_bars_merge_and_a_short_minus_survives():
     assert len(lines[0].groups) == 5  # 7, -, 1, = (two bars, one symbol), 6
 
 
+def test_a_line_crop_is_labelled_once_and_segmented_as_from_scratch():
+    # The clean-up labels a small drawing's binary image for its slope; segmentation reuses that.
+    ink, _ = render_line("12+(3-1)*4", np.random.default_rng(12345), height=64)
+    page = clean_page(ink)
+    assert page.labelled is not None and page.skew_degrees == 0.0
+    reused, fresh = find_lines(page.binary, page.labelled), find_lines(page.binary)
+    assert [[(g.whole.box, g.whole.mask.tobytes()) for g in line.groups] for line in reused] == \
+        [[(g.whole.box, g.whole.mask.tobytes()) for g in line.groups] for line in fresh]
+    assert len(reused[0].groups) == 10
+    # A line written on a slope is turned: its labelling is then not the final image's.
+    padded = cv2.copyMakeBorder(ink, 38, 38, 0, 0, cv2.BORDER_CONSTANT)  # under 200 px high: labelled at full size
+    turned = cv2.warpAffine(padded, cv2.getRotationMatrix2D((padded.shape[1] / 2, padded.shape[0] / 2), 7, 1.0), padded.shape[::-1])
+    page = clean_page(turned)
+    assert abs(page.skew_degrees) > 3 and page.labelled is None
+
+
 def test_the_offset_bars_of_a_slanted_equals_merge_but_two_minus_signs_do_not():
     # Drawn by hand: the lower bar starts well left of the upper one (as a CROHME writer's did).
     ink = np.zeros((120, 420), np.uint8)

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from workers.pipeline.errors import RecognitionError
+from workers.pipeline.quantiles import median
 
 MAX_PIXELS = 40_000_000
 """About an A4 page at 600 dpi; larger images are refused before decoding."""
@@ -129,4 +130,4 @@ def border_pixels(values: np.ndarray) -> np.ndarray:
 
 def _background_is_light(gray: np.ndarray) -> bool:
     """The border of a page or canvas is mostly background: judge polarity from it."""
-    return float(np.median(border_pixels(gray))) > 127
+    return median(border_pixels(gray)) > 127

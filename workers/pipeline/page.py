@@ -6,13 +6,14 @@ cheap on a clean canvas, so one path serves both.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from scipy import ndimage
 
 from workers.pipeline.imaging import border_pixels
+from workers.pipeline.quantiles import median
 
 MIN_CONTRAST = 40
 """Below this ink contrast (0-255) an image is treated as blank."""
@@ -32,6 +33,9 @@ class CleanPage:
     rulings_removed: int  # pixels of ruling lines taken out
     padded: int = 0  # rows added above and below before a drawing's line was levelled
     scale: float = 1.0  # a drawing too small to read is enlarged first
+    # ``components(binary)``, when the clean-up labelled the final binary image already (a line
+    # crop, measured for its slope at full size): segmentation starts from it instead of again.
+    labelled: tuple[int, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def frame(self, image: np.ndarray) -> np.ndarray:
         """``image`` (the input, same size) in the frame of ``binary``: enlarged, padded and
@@ -268,7 +272,7 @@ def written_large(flat: np.ndarray) -> bool:
     _, _, stats = components((flat >= MIN_CONTRAST).astype(np.uint8))
     heights, widths = stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_WIDTH]
     symbols = (heights >= max(3, height // 100)) & (heights < height // 2) & (widths < width // 2)
-    return bool(symbols.any()) and float(np.median(heights[symbols])) >= height * LARGE_WRITING
+    return bool(symbols.any()) and median(heights[symbols]) >= height * LARGE_WRITING
 
 
 MIN_LINE_SLOPE_DEGREES = 3.0
@@ -276,7 +280,7 @@ MIN_LINE_SLOPE_DEGREES = 3.0
 MAX_LINE_SLOPE_DEGREES = 15.0
 
 
-def line_slope(binary: np.ndarray) -> float:
+def line_slope(binary: np.ndarray, labelled: tuple[int, np.ndarray, np.ndarray] | None = None) -> float:
     """The slope (degrees, y down) of a drawing's line of writing, from its tall symbols.
 
     A page is levelled by its rows of text (:func:`estimate_skew`); on one line that search
@@ -285,12 +289,13 @@ def line_slope(binary: np.ndarray) -> float:
     between the centres of the symbols at least 0.7 times as tall as the tall half (a raised,
     small ``=4`` is not among them), for pairs at least a symbol apart; steep pairs, between
     two lines, are left out. Fewer than five such symbols: 0. Judged on a copy about 100 px
-    high (a canvas's components cost a third of a line's reading at full size).
+    high (a canvas's components cost a third of a line's reading at full size). ``labelled``:
+    ``components(binary)``, if the caller has it (it is used when no reduced copy is needed).
     """
-    factor = max(1, min(binary.shape) // 100)
+    factor = _slope_reduction(binary)
     if factor > 1:
         binary = (cv2.resize(binary, (binary.shape[1] // factor, binary.shape[0] // factor), interpolation=cv2.INTER_AREA) > 0).astype(np.uint8)
-    _, _, stats = components(binary)
+    _, _, stats = labelled if labelled is not None and factor == 1 else components(binary)
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
     if heights.size < 5:
         return 0.0
@@ -301,10 +306,15 @@ def line_slope(binary: np.ndarray) -> float:
     xs = tall_stats[:, cv2.CC_STAT_LEFT] + tall_stats[:, cv2.CC_STAT_WIDTH] / 2.0
     ys = tall_stats[:, cv2.CC_STAT_TOP] + tall_stats[:, cv2.CC_STAT_HEIGHT] / 2.0
     dx, dy = xs[None, :] - xs[:, None], ys[None, :] - ys[:, None]
-    apart = np.triu(np.abs(dx) >= np.median(tall_stats[:, cv2.CC_STAT_HEIGHT]), 1)
+    apart = np.triu(np.abs(dx) >= median(tall_stats[:, cv2.CC_STAT_HEIGHT]), 1)
     slopes = dy[apart] / dx[apart]
     slopes = slopes[np.abs(slopes) < np.tan(np.radians(MAX_LINE_SLOPE_DEGREES))]
-    return float(np.degrees(np.arctan(np.median(slopes)))) if slopes.size >= 3 else 0.0
+    return float(np.degrees(np.arctan(median(slopes)))) if slopes.size >= 3 else 0.0
+
+
+def _slope_reduction(binary: np.ndarray) -> int:
+    """The factor by which :func:`line_slope` reduces a drawing: to about 100 px on its short side."""
+    return max(1, min(binary.shape) // 100)
 
 
 def _clean_drawing(ink: np.ndarray) -> CleanPage:
@@ -312,16 +322,18 @@ def _clean_drawing(ink: np.ndarray) -> CleanPage:
     if it slopes (a line written off level costs 3 to 7 points of exact match, README)."""
     # Its paper is even but not always black in ink-bright terms (a grey or coloured
     # background): the faint-stroke search measures from black, and took such paper for a stroke.
-    paper = int(np.median(border_pixels(ink)))
+    paper = int(median(border_pixels(ink)))
     if paper:
         ink = cv2.subtract(ink, paper)
     binary = _binary_with_faint_strokes(ink)
     scale = _enlargement(binary)
     if scale != 1.0:
         binary = _binary_with_faint_strokes(_enlarged(ink, scale))
-    angle = line_slope(binary)
+    # A line crop is measured at full size: its labelling then serves segmentation too, if the line stays as it is.
+    labelled = components(binary) if _slope_reduction(binary) == 1 else None
+    angle = line_slope(binary, labelled)
     if abs(angle) < MIN_LINE_SLOPE_DEGREES:
-        return CleanPage(binary, 0.0, 0, scale=scale)
+        return CleanPage(binary, 0.0, 0, scale=scale, labelled=labelled)
     # Turned about its centre, a long line's ends would leave the image: room above and below.
     padded = int(np.ceil(abs(np.sin(np.radians(angle))) * binary.shape[1] / 2)) + 2
     return CleanPage(_padded_and_turned(binary, padded, angle), angle, 0, padded, scale)
@@ -350,7 +362,7 @@ def _enlargement(binary: np.ndarray) -> float:
 def _tall_height(heights: np.ndarray) -> float:
     """The median height of the taller half of a drawing's components: its symbols' height,
     whatever its minus signs, dots and specks."""
-    return float(np.median(heights[heights >= np.median(heights)]))
+    return median(heights[heights >= median(heights)])
 
 
 def _enlarged(image: np.ndarray, scale: float) -> np.ndarray:

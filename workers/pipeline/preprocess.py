@@ -29,6 +29,8 @@ import cv2
 import numpy as np
 from skimage.morphology import skeletonize
 
+from workers.pipeline.quantiles import median
+
 INPUT_SIZE = 28
 """Side of the model input, as in MNIST."""
 FIT_SIZE = 20
@@ -119,14 +121,7 @@ def _median_half_width(ink: np.ndarray) -> float:
     ridge = (distance >= cv2.dilate(distance, np.ones((3, 3), np.uint8))) & ink
     if not ridge.any():
         return 0.0
-    # np.median's result (the mean of the two middle values for an even count, in float32)
-    # from one partition, without its generic machinery: a third of this function's time.
-    values = distance[ridge]
-    middle = len(values) // 2
-    if len(values) % 2:
-        return float(np.partition(values, middle)[middle])
-    low, high = np.partition(values, (middle - 1, middle))[middle - 1 : middle + 1]
-    return float((low + high) / 2)
+    return median(distance[ridge])
 
 
 def _skeleton_redrawn(ink: np.ndarray, pen: np.ndarray) -> np.ndarray:
@@ -188,8 +183,9 @@ def _redrawn(ink: np.ndarray, stroke_method: str) -> np.ndarray:
     return _skeleton_redrawn(ink, _PEN) if stroke_method == "skeleton" else _band_normalised(ink)
 
 
-def _fitted(redrawn: np.ndarray) -> np.ndarray:
-    """Steps 2 and 3: the longest side fitted in FIT_SIZE, centred by centre of mass in 28×28."""
+def _fitted(redrawn: np.ndarray, out: np.ndarray) -> None:
+    """Steps 2 and 3: the longest side fitted in FIT_SIZE, centred by centre of mass in 28×28,
+    written into ``out`` (a zeroed 28×28 view: one channel of a batch)."""
     x, y, width, height = cv2.boundingRect(redrawn)
     redrawn = redrawn[y : y + height, x : x + width]
     height, width = redrawn.shape
@@ -207,19 +203,25 @@ def _fitted(redrawn: np.ndarray) -> np.ndarray:
     # Keep the whole symbol inside the frame even when its mass is lopsided.
     top = min(max(top, 0), INPUT_SIZE - small.shape[0])
     left = min(max(left, 0), INPUT_SIZE - small.shape[1])
-    out = np.zeros((INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
     out[top : top + small.shape[0], left : left + small.shape[1]] = small
-    return out
 
 
 def crop_to_channels(crop: np.ndarray, stroke_method: str = DEFAULT_STROKE_METHOD) -> np.ndarray:
     """The model input of shape [28, 28, C]: one channel per method of ``stroke_method``
     (the crop scaled to the working size once for all of them)."""
     methods = stroke_channels(stroke_method)
+    channels = np.zeros((INPUT_SIZE, INPUT_SIZE, len(methods)), dtype=np.float32)
+    _fill_channels(crop, methods, channels)
+    return channels
+
+
+def _fill_channels(crop: np.ndarray, methods: tuple[str, ...], channels: np.ndarray) -> None:
+    """Write the crop's input into ``channels`` (zeroed, [28, 28, C]); an empty crop leaves it zero."""
     ink = _working_ink(crop)
     if ink is None:
-        return np.zeros((INPUT_SIZE, INPUT_SIZE, len(methods)), dtype=np.float32)
-    return np.stack([_fitted(_redrawn(ink, method)) for method in methods], axis=-1)
+        return
+    for index, method in enumerate(methods):
+        _fitted(_redrawn(ink, method), channels[..., index])
 
 
 def crops_to_batch(crops: list[np.ndarray], stroke_method: str = DEFAULT_STROKE_METHOD) -> np.ndarray:
@@ -227,5 +229,5 @@ def crops_to_batch(crops: list[np.ndarray], stroke_method: str = DEFAULT_STROKE_
     methods = stroke_channels(stroke_method)
     batch = np.zeros((len(crops), INPUT_SIZE, INPUT_SIZE, len(methods)), dtype=np.float32)
     for index, crop in enumerate(crops):
-        batch[index] = crop_to_channels(crop, stroke_method)
+        _fill_channels(crop, methods, batch[index])  # in place: no array per crop to stack and copy
     return batch

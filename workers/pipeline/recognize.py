@@ -199,7 +199,7 @@ def recognize_ink(ink: np.ndarray, classifier) -> PageResult:
     covered = float(np.count_nonzero(page.binary)) / page.binary.size
     if covered > MAX_INK_FRACTION and page.binary.size >= INK_CHECK_MIN_PIXELS:
         raise RecognitionError("not_handwriting", f"{covered:.0%} of the image is ink: it looks like noise or a photo, not handwriting")
-    segmented = find_lines(page.binary)
+    segmented = find_lines(page.binary, page.labelled)
     line_edges, all_pieces = _lattices(segmented)
     # The one model call for the page: every crop of every line.
     batch = crops_to_batch([piece.mask for piece in all_pieces], classifier.stroke_method)

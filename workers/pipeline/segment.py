@@ -23,6 +23,7 @@ import numpy as np
 
 from workers.pipeline.errors import RecognitionError
 from workers.pipeline.page import components
+from workers.pipeline.quantiles import median, percentile
 
 MAX_SYMBOLS_PER_PAGE = 2000
 MAX_SYMBOLS_PER_LINE = 200
@@ -81,9 +82,10 @@ def _horizontal_gap(a: Box, b: Box) -> int:
     return max(0, max(a[0], b[0]) - min(a[0] + a[2], b[0] + b[2]))
 
 
-def find_lines(binary: np.ndarray) -> list[Line]:
-    """Segment a clean binary page (ink 255) into lines of symbol groups."""
-    count, labels, stats = components((binary > 0).astype(np.uint8))
+def find_lines(binary: np.ndarray, labelled: tuple[int, np.ndarray, np.ndarray] | None = None) -> list[Line]:
+    """Segment a clean binary page (ink 255) into lines of symbol groups. ``labelled``: the
+    page's ``components(binary)``, when the clean-up has it already (``CleanPage.labelled``)."""
+    count, labels, stats = labelled if labelled is not None else components((binary > 0).astype(np.uint8))
     if count <= 1:
         raise RecognitionError("no_symbols", "no symbols found: the image looks blank")
     boxes = stats[1:, :4]
@@ -94,7 +96,7 @@ def find_lines(binary: np.ndarray) -> list[Line]:
     large = sizes[sizes >= max(3, sizes.max() * 0.1)]
     if large.size == 0:  # only marks of a pixel or two
         raise RecognitionError("no_symbols", "no symbols found: only specks of noise")
-    reference = float(np.percentile(large, 75))
+    reference = percentile(large, 75)
     keep = (sizes >= max(3.0, 0.18 * reference)) & (areas >= 3)
     # What is left of a ruling line is long and flat: far wider than any minus.
     keep &= ~((boxes[:, 2] > 4 * reference) & (boxes[:, 3] < 0.15 * boxes[:, 2]))
@@ -135,7 +137,7 @@ def find_lines(binary: np.ndarray) -> list[Line]:
         if len(groups) > MAX_SYMBOLS_PER_LINE:
             raise RecognitionError("too_many_symbols", f"a line holds {len(groups)} symbols; the limit is {MAX_SYMBOLS_PER_LINE}")
         # The height of a digit on this line: operators are shorter, so take a high percentile.
-        line_height = float(np.percentile([_group_box(g, boxes)[3] for g in groups], 75))
+        line_height = percentile([_group_box(g, boxes)[3] for g in groups], 75)
         groups = _merge_fragments(groups, boxes, line_height)
         groups = _merge_bottom_hooks(groups, boxes, line_height)
         groups = _merge_touching_bars(groups, boxes, line_height)
@@ -153,17 +155,17 @@ def _line_bands(boxes: list[Box], height: int, reference: float) -> list[tuple[f
         # reach towards a neighbouring line must not bridge the gap.
         top, bottom = y + h * 0.2, y + h * 0.8
         profile[int(top) : int(np.ceil(bottom)) + 1] += 1
-    rows = np.nonzero(profile)[0]
     bands: list[list[float]] = []
-    for row in rows:
-        if bands and row - bands[-1][1] <= max(2, 0.15 * reference):
+    joins_within = max(2, 0.15 * reference)
+    for row in np.flatnonzero(profile).tolist():  # plain ints: numpy scalars made this loop most of its time
+        if bands and row - bands[-1][1] <= joins_within:
             bands[-1][1] = row
         else:
             bands.append([row, row])
     # A band much thinner than the rest is a lone bar (a minus or one half of '='):
     # it belongs to the nearest line.
     heights = [b[1] - b[0] for b in bands]
-    typical = float(np.median(heights)) if heights else 0
+    typical = median(heights) if heights else 0
     merged: list[list[float]] = []
     for band in bands:
         if merged and (band[1] - band[0] < 0.35 * typical or merged[-1][1] - merged[-1][0] < 0.35 * typical) and band[0] - merged[-1][1] < 0.6 * reference:
