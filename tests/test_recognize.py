@@ -101,6 +101,43 @@ def test_a_grainy_scanned_page_gives_its_lines_and_reads_most(classifier, grain,
     assert sum(validate_real.reading_text([line]) == text for text, line in zip(texts, result.lines)) >= at_least
 
 
+def _overlap_ratio(a, b) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    inter = max(0, width) * max(0, height)
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def test_each_box_is_also_given_in_the_uploaded_images_pixels(classifier):
+    text = "12+(3-1)*4"
+    ink, glyphs = render_line(text, np.random.default_rng(8), height=64)
+    # As drawn: the step pictures' frame is the upload's.
+    (line,) = recognize(_png(255 - ink), classifier).as_dict()["lines"]
+    assert all(symbol["source_box"] == symbol["box"] for symbol in line["symbols"]) and line["source_box"] == line["box"]
+    # Written on a slope, then levelled: boxes are in the levelled frame, source boxes on the upload.
+    padded = cv2.copyMakeBorder(ink, 80, 80, 20, 20, cv2.BORDER_CONSTANT)
+    turn = cv2.getRotationMatrix2D((padded.shape[1] / 2, padded.shape[0] / 2), 7, 1.0)
+    turned = cv2.warpAffine(padded, turn, padded.shape[::-1])
+    result = recognize(_png(255 - turned), classifier)
+    assert abs(result.page.skew_degrees) >= 3
+    (line,) = result.as_dict()["lines"]
+    assert line["expression"] == text
+    for symbol, (x, y, w, h) in zip(line["symbols"], glyphs):
+        corners = np.array([[x, y], [x + w, y], [x, y + h], [x + w, y + h]], np.float64) + (20, 80)
+        moved = corners @ turn[:, :2].T + turn[:, 2]
+        drawn = (*moved.min(axis=0), *(moved.max(axis=0) - moved.min(axis=0)))
+        assert _overlap_ratio(symbol["source_box"], drawn) >= 0.6, (symbol, drawn)
+        assert _overlap_ratio(symbol["box"], drawn) < _overlap_ratio(symbol["source_box"], drawn)
+    # Drawn small, then enlarged to be read: source boxes shrink back.
+    small, glyphs = render_line(text, np.random.default_rng(8), height=16)
+    result = recognize(_png(255 - small), classifier)
+    assert result.page.scale > 1
+    for symbol, glyph in zip(result.as_dict()["lines"][0]["symbols"], glyphs):
+        assert all(abs(mapped - drawn) <= 2 for mapped, drawn in zip(symbol["source_box"], glyph)), (symbol, glyph)
+        assert symbol["box"][2] > glyph[2] * 1.5
+
+
 def test_two_digits_drawn_into_each_other_get_cuts_once_the_model_doubts_them(classifier, monkeypatch):
     # A two-digit number in one piece of ink, too narrow for its shape to ask for cuts: the model's
     # not-one-symbol class doubts the whole, so the group gets cuts and a second call reads them.

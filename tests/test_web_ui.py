@@ -87,6 +87,9 @@ def _shoot(page, name: str) -> None:
 
 def _accessible(page) -> None:
     assert page.evaluate(ACCESSIBILITY_PROBLEMS) == []
+    # Nor any template syntax shown as text (a Django {# #} comment spans one line only).
+    shown = page.evaluate("() => document.body.innerText")
+    assert not any(mark in shown for mark in ("{#", "#}", "{%", "%}", "{{", "}}")), shown
 
 
 def _draw(page, text: str, seed: int, height: int = 80, left: float = 40, top: float = 60) -> None:
@@ -336,6 +339,7 @@ def test_every_page_at_desktop_and_phone_width(chromium, stack):
         anonymous.close()
 
         context, page = _logged_in(chromium, stack, client, **device)
+        _accessible(page)
         _shoot(page, f"draw-empty-{device_name}")
         page.goto(f"/jobs/{job['id']}/")
         page.locator('[data-testid="value"] strong').first.wait_for()

@@ -44,6 +44,23 @@ class CleanPage:
             image = _enlarged(image, self.scale)
         return _padded_and_turned(image, self.padded, self.skew_degrees)
 
+    def to_source(self, box, source_shape: tuple[int, int]) -> tuple[int, int, int, int]:
+        """A box (x, y, w, h) of this frame in the pixels of the image it was cleaned from (of
+        ``source_shape``): the smallest box around it turned back, unpadded and shrunk, within
+        the image. What a client overlays on its own upload (or canvas)."""
+        x, y, w, h = box
+        corners = np.array([[x, y], [x + w, y], [x, y + h], [x + w, y + h]], np.float64)
+        if self.skew_degrees:
+            height, width = self.binary.shape  # turned about its centre, keeping its size
+            back = cv2.invertAffineTransform(cv2.getRotationMatrix2D((width / 2, height / 2), self.skew_degrees, 1.0))
+            corners = corners @ back[:, :2].T + back[:, 2]
+        corners[:, 1] -= self.padded
+        corners /= self.scale
+        height, width = source_shape[:2]
+        left, top = np.clip(np.floor(corners.min(axis=0)), 0, [width, height]).astype(int)
+        right, bottom = np.clip(np.ceil(corners.max(axis=0)), 0, [width, height]).astype(int)
+        return int(left), int(top), int(right - left), int(bottom - top)
+
 
 def _padded_and_turned(image: np.ndarray, padded: int, angle: float) -> np.ndarray:
     if padded:

@@ -63,7 +63,16 @@ class LineResult:
     error: RecognitionError | None = None
     answer_expression: str | None = None  # the right-hand side as written: '56', '28*9'
 
-    def as_dict(self) -> dict:
+    def as_dict(self, to_source=None) -> dict:
+        """The schema's record of the line. ``to_source`` maps a box of the step pictures' frame to
+        the uploaded image's pixels (:meth:`CleanPage.to_source`); given, each box also gets its
+        ``source_box``."""
+        def boxes(box) -> dict:
+            record = {"box": [int(v) for v in box]}
+            if to_source is not None:
+                record["source_box"] = list(to_source(box))
+            return record
+
         return {
             "expression": self.expression,
             "value": self.value,
@@ -71,9 +80,9 @@ class LineResult:
             "answer_expression": self.answer_expression,
             "correct": self.correct,
             "confidence": round(self.confidence, 6),
-            "box": [int(v) for v in self.box],
+            **boxes(self.box),
             "symbols": [
-                {"box": [int(v) for v in s.box], "symbol": s.symbol, "top3": [[c, round(p, 6)] for c, p in s.top3]}
+                {**boxes(s.box), "symbol": s.symbol, "top3": [[c, round(p, 6)] for c, p in s.top3]}
                 for s in self.symbols
             ],
             "error": self.error.as_dict() if self.error else None,
@@ -97,7 +106,7 @@ class PageResult:
     def as_dict(self) -> dict:
         error = self.error
         return {
-            "lines": [line.as_dict() for line in self.lines],
+            "lines": [line.as_dict(lambda box: self.page.to_source(box, self.ink.shape)) for line in self.lines],
             "model_version": self.model_version,
             "error": error.as_dict() if error else None,
         }
