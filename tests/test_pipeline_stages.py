@@ -330,6 +330,18 @@ def test_a_line_drawn_off_level_is_levelled_and_stays_one_line(angle):
     assert (level.skew_degrees, level.padded) == (0.0, 0)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_short_line_drawn_off_level_is_levelled_too(seed):
+    # `1+1=2` has three tall symbols: its slope is measured from them (it needed five before).
+    from training.validate_real import drawn_otherwise
+
+    ink, _ = render_line("1+1=2", np.random.default_rng(seed), height=70)
+    page = clean_page(decode_image(drawn_otherwise(_encode(255 - ink), rotate_degrees=8.0)))
+    assert abs(page.skew_degrees + 8.0) < 1.5
+    level = clean_page(decode_image(_encode(255 - ink)))
+    assert level.skew_degrees == 0.0
+
+
 def test_a_line_in_blue_ink_on_yellow_paper_keeps_its_paper_out_of_the_ink():
     # A drawing on a coloured background, drawn without anti-aliasing (two colours only): the
     # paper is not black in ink-bright terms, and the faint-stroke search, measuring from black,

@@ -312,6 +312,13 @@ def written_large(flat: np.ndarray) -> bool:
 
 
 MIN_LINE_SLOPE_DEGREES = 3.0
+MIN_SLOPE_SYMBOLS = 3
+"""The tall symbols a drawing's slope is measured from, at least (three pairs of them). It was
+five until session 20, and short lines such as ``1+1=2`` written at a slant were read tilted
+(their ``+`` as ``×``). With three, the CROHME tune half turned 4° / −4° / 8° reads (tablet /
+canvas, of 96) 88/88/86 and 87/88/86, against 87/88/82 and 85/88/83 with five; as drawn
+91 / 89 either way. Report half, of 205: as drawn 184 / 179 (180 with five), 4° 177 / 173
+(175 / 171), −4° 181 / 174 (180 / 175), 8° 172 / 172 (171 / 172)."""
 """A drawing's line sloping less than this is left as it is."""
 MAX_LINE_SLOPE_DEGREES = 15.0
 
@@ -324,7 +331,7 @@ def line_slope(binary: np.ndarray, labelled: tuple[int, np.ndarray, np.ndarray] 
     CROHME tune half, 89 → 86 of 96 canvas expressions). Here, instead, the median slope
     between the centres of the symbols at least 0.7 times as tall as the tall half (a raised,
     small ``=4`` is not among them), for pairs at least a symbol apart; steep pairs, between
-    two lines, are left out. Fewer than five such symbols: 0. Judged on a copy about 100 px
+    two lines, are left out. Fewer than MIN_SLOPE_SYMBOLS such symbols: 0. Judged on a copy about 100 px
     high (a canvas's components cost a third of a line's reading at full size). ``labelled``:
     ``components(binary)``, if the caller has it (it is used when no reduced copy is needed).
     """
@@ -333,10 +340,10 @@ def line_slope(binary: np.ndarray, labelled: tuple[int, np.ndarray, np.ndarray] 
         binary = (cv2.resize(binary, (binary.shape[1] // factor, binary.shape[0] // factor), interpolation=cv2.INTER_AREA) > 0).astype(np.uint8)
     _, _, stats = labelled if labelled is not None and factor == 1 else components(binary)
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
-    if heights.size < 5:
+    if heights.size < MIN_SLOPE_SYMBOLS:
         return 0.0
     tall = heights >= 0.7 * _tall_height(heights)
-    if np.count_nonzero(tall) < 5:
+    if np.count_nonzero(tall) < MIN_SLOPE_SYMBOLS:
         return 0.0
     tall_stats = stats[1:][tall][:400]
     xs = tall_stats[:, cv2.CC_STAT_LEFT] + tall_stats[:, cv2.CC_STAT_WIDTH] / 2.0
@@ -390,7 +397,7 @@ canvas expressions read, of 96; 91 / 89 as drawn):
 | smoothed | 91 / 90 | 90 / 90 | 89 / 90 | 89 / 90 | 89 / 90 | 88 / 90 | 90 / 91 |
 
 Past about 20 the grain reaches the threshold and reading collapses; below it the median costs a
-thin stroke a little. Report half at σ 25: 144 / 157 of 205 → 178 / 175. A canvas or a clean
+thin stroke a little. Report half at σ 25: 144 / 157 of 205 → 178 / 176. A canvas or a clean
 scan has no grain, and is read exactly as before."""
 
 
