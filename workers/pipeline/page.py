@@ -110,7 +110,7 @@ def binarise(flat: np.ndarray) -> np.ndarray:
 
 def _binarise(flat: np.ndarray, ridge_share: float = 0.0) -> tuple[np.ndarray, float]:
     """Otsu's threshold; with ``ridge_share``, a pixel is ink only if it also reaches that share
-    of the brightest pixel near it (within BLUR_REACH): the blur beside a stroke is cut away,
+    of the brightest pixel near it (within BLUR_REACH_PX): the blur beside a stroke is cut away,
     whatever the stroke's own level, so a faint stroke is kept as well as a dark one."""
     if int(flat.max()) < MIN_CONTRAST:
         return np.zeros_like(flat), float(MIN_CONTRAST)
@@ -318,6 +318,8 @@ def written_large(flat: np.ndarray) -> bool:
 
 
 MIN_LINE_SLOPE_DEGREES = 3.0
+"""A drawing's line sloping less than this is left as it is."""
+MAX_LINE_SLOPE_DEGREES = 15.0
 MIN_SLOPE_SYMBOLS = 3
 """The tall symbols a drawing's slope is measured from, at least (three pairs of them). It was
 five until session 20, and short lines such as ``1+1=2`` written at a slant were read tilted
@@ -325,8 +327,6 @@ five until session 20, and short lines such as ``1+1=2`` written at a slant were
 canvas, of 96) 88/88/86 and 87/88/86, against 87/88/82 and 85/88/83 with five; as drawn
 91 / 89 either way. Report half, of 205: as drawn 184 / 179 (180 with five), 4° 177 / 173
 (175 / 171), −4° 181 / 174 (180 / 175), 8° 172 / 172 (171 / 172)."""
-"""A drawing's line sloping less than this is left as it is."""
-MAX_LINE_SLOPE_DEGREES = 15.0
 
 
 def line_slope(binary: np.ndarray, labelled: tuple[int, np.ndarray, np.ndarray] | None = None) -> float:
@@ -413,7 +413,7 @@ scan has no grain, and is read exactly as before."""
 BLURRED_EDGES, BLURRED_RIDGE_SHARE = 0.4, 0.6
 """A drawing whose :func:`edge_sharpness` is under BLURRED_EDGES (blurred by about 1 px or more;
 a sharp drawing measures 0.75-0.87, the rendered sets' blurred scan styles 0.45 and up) keeps
-as ink only pixels at BLURRED_RIDGE_SHARE of the brightest within BLUR_REACH (:func:`_binarise`).
+as ink only pixels at BLURRED_RIDGE_SHARE of the brightest within BLUR_REACH_PX (:func:`_binarise`).
 Chosen on the CROHME tune half blurred by a Gaussian of σ 1 / 1.5 / 2.5 px (tablet, canvas; of
 96): 85/84/69 and 88/87/81 before, 92/88/79 and 90/91/87 after. Report half, of 205: see the
 README. A global threshold at 0.6 of the ink's peak read CROHME's pen strokes a little better
