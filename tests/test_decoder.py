@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.pipeline.decoder import Edge, decode, greedy_reading, text_prior
-from workers.pipeline.grammar import accepts
+from workers.pipeline.decoder import ANSWER_AGREES, Edge, agreeing_reading, decode, greedy_reading, text_prior
+from workers.pipeline.grammar import accepts, parse_line
 from workers.pipeline.recognize import _lattice, _with_candidates, read_line
 from workers.pipeline.segment import Group, Line, Piece
 from workers.pipeline.symbols import CLASS_INDEX, NUM_CLASSES
@@ -56,6 +56,32 @@ def test_a_plus_before_a_written_answer_needs_strong_evidence_but_a_minus_does_n
     assert decode(_chain(line), 7).text == "7+5=-2"
 
 
+def test_an_answer_one_doubtful_symbol_from_agreeing_is_read_as_agreeing():
+    # '7*8=54' as the classifier sees it, but its '4' could be a '6' (half as likely): most
+    # written answers are right, so '7*8=56' is the likelier reading.
+    line = [[("7", 0.99)], [("*", 0.99)], [("8", 0.99)], [("=", 0.99)], [("5", 0.99)], [("4", 0.6), ("6", 0.3)]]
+    reading = decode(_chain(line), 7)
+    assert reading.text == "7*8=54"
+    agreeing = agreeing_reading(reading)
+    assert agreeing.text == "7*8=56" and parse_line(agreeing.text).correct
+    assert math.isclose(agreeing.probability, 0.99**5 * 0.3)  # the confidence is the symbols' own
+    # The doubt is on the left side just as well: '7*3' read for '7*8'.
+    line = [[("7", 0.99)], [("*", 0.99)], [("3", 0.7), ("8", 0.25)], [("=", 0.99)], [("5", 0.99)], [("6", 0.99)]]
+    assert agreeing_reading(decode(_chain(line), 7)).text == "7*8=56"
+
+
+def test_a_wrong_answer_written_clearly_stays_wrong():
+    # A checker must not talk a pupil's mistake away: a '4' the classifier is sure of stays a '4'.
+    line = [[("7", 0.99)], [("*", 0.99)], [("8", 0.99)], [("=", 0.99)], [("5", 0.99)], [("4", 0.9), ("6", 0.09)]]
+    reading = agreeing_reading(decode(_chain(line), 7))
+    assert (reading.text, parse_line(reading.text).correct) == ("7*8=54", False)
+    # No answer, or no '=': nothing to agree with.
+    for line in ([[("7", 0.99)], [("*", 0.99)], [("8", 0.6), ("3", 0.4)]],
+                 [[("7", 0.99)], [("*", 0.99)], [("8", 0.6), ("3", 0.4)], [("=", 0.99)]]):
+        reading = decode(_chain(line), len(line) + 1)
+        assert agreeing_reading(reading) == reading
+
+
 def test_no_grammatical_reading_gives_none():
     assert decode(_chain([[("+", 0.9), ("*", 0.1)]]), 2) is None
 
@@ -93,6 +119,46 @@ def test_default_beam_always_returns_grammatical_text(columns):
     if reading is not None:
         assert accepts(reading.text)
         assert len(reading.edges) == len(reading.probabilities) == len(reading.text)
+
+
+@st.composite
+def equation_columns(draw):
+    """Top-k lists of a written equation, its answer right or a little off, each symbol with
+    one other candidate: the case :func:`agreeing_reading` is for (random columns seldom are)."""
+    left = f"{draw(st.integers(0, 99))}{draw(st.sampled_from('+-*'))}{draw(st.integers(0, 99))}"
+    text = f"{left}={parse_line(left).value + draw(st.sampled_from([0, 0, 1, -1, 2, 10]))}"
+    columns = []
+    for symbol in text:
+        column = [(symbol, draw(st.floats(0.05, 1.0)))]
+        other = draw(st.sampled_from(ALPHABET))
+        if other != symbol:
+            column.append((other, draw(st.floats(0.001, 1.0))))
+        columns.append(sorted(column, key=lambda t: -t[1]))
+    return columns
+
+
+@given(st.one_of(columns_strategy, equation_columns()))
+def test_an_agreeing_reading_is_the_best_one_symbol_away(columns):
+    reading = decode(_chain(columns), len(columns) + 1)
+    if reading is None:
+        return
+    agreeing = agreeing_reading(reading)
+    if agreeing is reading:
+        if "=" not in reading.text or parse_line(reading.text).correct is not False:
+            return  # nothing to disagree with
+        # Kept: no reading one symbol away agrees and outweighs it.
+        for index, column in enumerate(columns):
+            for symbol, probability in column:
+                text = reading.text[:index] + symbol + reading.text[index + 1 :]
+                if text != reading.text and accepts(text) and parse_line(text).correct:
+                    score = reading.score - math.log(reading.probabilities[index]) + math.log(probability)
+                    score += text_prior(text) - text_prior(reading.text)
+                    assert score + ANSWER_AGREES <= reading.score + 1e-9
+        return
+    assert parse_line(reading.text).correct is False and parse_line(agreeing.text).correct is True
+    assert sum(a != b for a, b in zip(agreeing.text, reading.text)) == 1 and len(agreeing.text) == len(reading.text)
+    assert agreeing.score + ANSWER_AGREES > reading.score
+    assert math.isclose(agreeing.log_probability, sum(math.log(p) for p in agreeing.probabilities), rel_tol=1e-9, abs_tol=1e-9)
 
 
 def test_near_ties_that_die_at_the_end_of_a_long_line_do_not_crowd_out_the_reading():

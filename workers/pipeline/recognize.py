@@ -179,6 +179,7 @@ def read_line(edges: list[decoder.Edge], node_count: int, pieces: list[Piece], p
             reading = greedy  # each symbol's best class forms an expression after all
         except RecognitionError as error:
             return _failed_line(box, greedy, symbols_of(greedy), error)
+    reading = decoder.agreeing_reading(reading)
     try:
         parsed = grammar.parse_line(reading.text)
     except RecognitionError as error:
