@@ -342,6 +342,21 @@ def test_a_short_line_drawn_off_level_is_levelled_too(seed):
     assert level.skew_degrees == 0.0
 
 
+@pytest.mark.parametrize("dark_ink", [True, False])
+def test_validation_can_redraw_a_line_with_a_thicker_pen(dark_ink):
+    # validate_real --thicken: the ink grows by the pen, on light paper or on a dark canvas alike.
+    from training.validate_real import drawn_otherwise
+
+    ink, _ = render_line("1+1=2", np.random.default_rng(3), height=70)
+    image = 255 - ink if dark_ink else ink
+    widths = []
+    for px in (0, 4):
+        redrawn = cv2.imdecode(np.frombuffer(drawn_otherwise(_encode(image), thicken_px=px), np.uint8), cv2.IMREAD_GRAYSCALE)
+        found = (redrawn < 128) if dark_ink else (redrawn >= 128)
+        widths.append(cv2.distanceTransform(found.astype(np.uint8), cv2.DIST_L2, 3).max())
+    assert widths[1] >= widths[0] + 1.5  # the pen is 4 px wider: 2 px more on each side
+
+
 def test_a_line_in_blue_ink_on_yellow_paper_keeps_its_paper_out_of_the_ink():
     # A drawing on a coloured background, drawn without anti-aliasing (two colours only): the
     # paper is not black in ink-bright terms, and the faint-stroke search, measuring from black,

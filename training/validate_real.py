@@ -125,11 +125,12 @@ def reading_text(lines) -> str:
 
 
 def drawn_otherwise(data: bytes, scale: float = 1.0, rotate_degrees: float = 0.0, noise_sigma: float = 0.0,
-                    blur_sigma: float = 0.0) -> bytes:
+                    blur_sigma: float = 0.0, thicken_px: int = 0) -> bytes:
     """The same expression image at another size, turned as a line written off level is (the
     paper's background fills the corners), blurred by a Gaussian of ``blur_sigma`` px (out of
-    focus), or with Gaussian grey-level noise of ``noise_sigma`` (a phone photo of paper; seeded
-    by the image, so a run repeats): how robust the reading is."""
+    focus), with Gaussian grey-level noise of ``noise_sigma`` (a phone photo of paper; seeded
+    by the image, so a run repeats), or with its pen ``thicken_px`` wider (a marker): how robust
+    the reading is."""
     import cv2
 
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
@@ -142,6 +143,10 @@ def drawn_otherwise(data: bytes, scale: float = 1.0, rotate_degrees: float = 0.0
         height, width = image.shape
         matrix = cv2.getRotationMatrix2D((width / 2, height / 2), rotate_degrees, 1.0)
         image = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=background)
+    if thicken_px:
+        pen = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thicken_px + 1, thicken_px + 1))
+        # The ink is the minority of pixels, dark on light paper or light on a dark canvas.
+        image = cv2.erode(image, pen) if np.median(image) > 127 else cv2.dilate(image, pen)
     if blur_sigma:
         image = cv2.GaussianBlur(image, (0, 0), blur_sigma)
     if noise_sigma:
@@ -151,9 +156,11 @@ def drawn_otherwise(data: bytes, scale: float = 1.0, rotate_degrees: float = 0.0
 
 
 def evaluate_expressions(classifier, data_dir: Path = DEFAULT_DATA, folders=EXPRESSION_FOLDERS,
-                         scale: float = 1.0, rotate_degrees: float = 0.0, noise_sigma: float = 0.0, blur_sigma: float = 0.0) -> dict:
+                         scale: float = 1.0, rotate_degrees: float = 0.0, noise_sigma: float = 0.0, blur_sigma: float = 0.0,
+                         thicken_px: int = 0) -> dict:
     """Exact match of whole expressions per folder and writer half, with the misses
-    (``scale``, ``rotate_degrees``, ``noise_sigma`` and ``blur_sigma``: each image redrawn by :func:`drawn_otherwise` first)."""
+    (``scale``, ``rotate_degrees``, ``noise_sigma``, ``blur_sigma`` and ``thicken_px``: each image redrawn by
+    :func:`drawn_otherwise` first)."""
     from workers.pipeline.errors import RecognitionError
     from workers.pipeline.recognize import recognize
 
@@ -169,8 +176,8 @@ def evaluate_expressions(classifier, data_dir: Path = DEFAULT_DATA, folders=EXPR
                 continue
             half = writer_half(row["writer"])
             data = path.read_bytes()
-            if scale != 1.0 or rotate_degrees or noise_sigma or blur_sigma:
-                data = drawn_otherwise(data, scale, rotate_degrees, noise_sigma, blur_sigma)
+            if scale != 1.0 or rotate_degrees or noise_sigma or blur_sigma or thicken_px:
+                data = drawn_otherwise(data, scale, rotate_degrees, noise_sigma, blur_sigma, thicken_px)
             try:
                 got = reading_text(recognize(data, classifier).lines)
             except RecognitionError as error:
@@ -209,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rotate", type=float, default=0.0, help="with --expressions: read each image turned by this many degrees")
     parser.add_argument("--noise", type=float, default=0.0, help="with --expressions: add Gaussian noise of this many grey levels (σ)")
     parser.add_argument("--blur", type=float, default=0.0, help="with --expressions: blur each image by a Gaussian of this σ, in px")
+    parser.add_argument("--thicken", type=int, default=0, metavar="PX", help="with --expressions: draw each image with a pen this many px wider")
     args = parser.parse_args(argv)
     if not (args.data / "symbols" / "manifest.csv").exists():
         print(f"no validation data at {args.data}", file=sys.stderr)
@@ -223,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         from workers.pipeline.classify import SymbolClassifier
 
         result["expressions"] = evaluate_expressions(SymbolClassifier(version, threads=1), args.data, scale=args.scale,
-                                                     rotate_degrees=args.rotate, noise_sigma=args.noise, blur_sigma=args.blur)
+                                                     rotate_degrees=args.rotate, noise_sigma=args.noise, blur_sigma=args.blur,
+                                                     thicken_px=args.thicken)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
