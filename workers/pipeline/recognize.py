@@ -179,11 +179,14 @@ def read_line(edges: list[decoder.Edge], node_count: int, pieces: list[Piece], p
             reading = greedy  # each symbol's best class forms an expression after all
         except RecognitionError as error:
             return _failed_line(box, greedy, symbols_of(greedy), error)
-    reading = decoder.agreeing_reading(reading)
     try:
         parsed = grammar.parse_line(reading.text)
     except RecognitionError as error:
         return _failed_line(box, reading, symbols_of(reading), error)
+    if parsed.correct is False:  # a written answer that disagrees: weighed against its neighbours
+        agreeing = decoder.agreeing_reading(reading)
+        if agreeing is not reading:
+            reading, parsed = agreeing, grammar.parse_line(agreeing.text)
     return LineResult(
         box, parsed.expression, parsed.value, parsed.answer, parsed.has_equals, parsed.correct,
         reading.probability, symbols_of(reading), answer_expression=parsed.answer_expression,
