@@ -194,3 +194,29 @@ def test_each_split_proposal_carries_the_whole_split_prior():
     batch = np.zeros((len(pieces), 28, 28, 1), np.float32)
     reading = read_line(_with_candidates(edges, probabilities), nodes, pieces, probabilities, batch, line.box)
     assert (reading.expression, reading.answer, reading.correct) == ("2+4", 6, True)
+
+
+def test_two_neighbours_offered_joined_are_read_as_one_symbol_when_the_whole_is_surer():
+    # A '0' broken where the pen thinned: its halves alone read as '(' and ')' (or '6' and '7'),
+    # the two together as a sure '0'. The join is one more edge over both groups; the decoder
+    # weighs it against its parts. A neighbour pair that is two symbols keeps both.
+    def piece(x, width=10):
+        return Piece((x, 0, width, 10), np.full((10, width), 255, np.uint8))
+
+    def sure(symbol, p):
+        row = np.full(NUM_CLASSES, (1 - p) / (NUM_CLASSES - 1))
+        row[CLASS_INDEX[symbol]] = p
+        return row
+
+    groups = [Group(piece(0)), Group(piece(10)), Group(piece(20)), Group(piece(26))]
+    line = Line((0, 0, 36, 10), groups, joins={0: piece(0, 20), 2: piece(20, 16)})
+    pieces = []
+    edges, nodes = _lattice(line, pieces)
+    assert [(e.start, e.end, e.default) for e in edges[-2:]] == [(0, 2, False), (2, 4, False)]
+    # Crops in lattice order: '8', '+', the broken 0's halves, then the joins ('8+' and the 0).
+    probabilities = np.array([sure("8", 0.99), sure("+", 0.99), sure("6", 0.6), sure("7", 0.5),
+                              sure("8", 0.02), sure("0", 0.99)])
+    batch = np.zeros((len(pieces), 28, 28, 1), np.float32)
+    reading = read_line(_with_candidates(edges, probabilities), nodes, pieces, probabilities, batch, line.box)
+    assert reading.expression == "8+0" and reading.value == 8
+    assert [symbol.box for symbol in reading.symbols][2] == (20, 0, 16, 10)  # the joined box is shown

@@ -201,6 +201,25 @@ def test_the_flag_of_a_5_lifted_above_and_beyond_its_body_joins_it():
     assert boxes[1][0] >= 175 and boxes[3][0] >= 285, boxes  # both minus signs on their own
 
 
+def test_neighbours_that_may_be_one_broken_symbol_are_also_offered_joined():
+    # A 0 drawn in two strokes that do not meet: its halves overlap in their columns and together
+    # fit one symbol's box, so the decoder is also offered them as one piece. A 1 and a + beside
+    # it, a symbol's width apart, are not.
+    ink = np.zeros((140, 260), np.uint8)
+    cv2.line(ink, (40, 35), (40, 105), 255, 6)  # a 1
+    cv2.line(ink, (80, 70), (120, 70), 255, 6)  # a +
+    cv2.line(ink, (100, 50), (100, 90), 255, 6)
+    cv2.ellipse(ink, (180, 70), (24, 36), 0, 120, 295, 255, 6)  # the 0's left half, over the top
+    cv2.ellipse(ink, (180, 70), (24, 36), 0, -35, 100, 255, 6)  # and its right half, down and round
+    (line,) = find_lines(clean_page(ink).binary)
+    assert len(line.groups) == 4, [g.whole.box for g in line.groups]
+    assert list(line.joins) == [2]
+    joined = line.joins[2]
+    halves = [line.groups[2].whole, line.groups[3].whole]
+    assert joined.box[0] == halves[0].box[0] and joined.box[0] + joined.box[2] == halves[1].box[0] + halves[1].box[2]
+    assert np.count_nonzero(joined.mask) == sum(np.count_nonzero(half.mask) for half in halves)
+
+
 def test_a_doubted_group_gets_cuts_only_when_it_is_wide_for_one_symbol():
     # Segmentation alone gives cuts only to a group 1.15 times wider than a digit is tall. Once the
     # classifier doubts a group is one symbol, a group nearly as wide as it is tall gets them too,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from tests.quality import check
-from training import dataset, validate_real
-from training.compose import HELD_OUT_SEED_OFFSET, held_out_digits, random_expression, render_line, render_page
+from training import dataset, rendered_set, validate_real
+from training.compose import HELD_OUT_SEED_OFFSET, held_out_digits, random_expression, render_line
 from workers.pipeline.classify import SymbolClassifier
 from workers.pipeline.grammar import parse_line
 from workers.pipeline.recognize import recognize
@@ -47,7 +47,9 @@ pytestmark = pytest.mark.slow
 # Session 21: a written answer that disagrees is weighed against the readings one symbol away
 # that agree: rendered 0.8833, expressions/ 0.9073, expressions-canvas/ 0.8878 (at twice the
 # size too), touching pairs unchanged; rendered wrong answers caught 0.99 (0.995 without).
-FLOORS = {"rendered": 0.88, "expressions": 0.90, "expressions-canvas": 0.88, "touching_pairs": 0.60, "wrong_answers_caught": 0.985}
+# Session 22: neighbours that may be the two parts of one broken digit are also offered joined:
+# rendered 0.8972 (tune seed 316 -> 325 of 360), the real figures unchanged.
+FLOORS = {"rendered": 0.89, "expressions": 0.90, "expressions-canvas": 0.88, "touching_pairs": 0.60, "wrong_answers_caught": 0.985}
 
 
 @pytest.fixture(scope="module")
@@ -60,31 +62,12 @@ def _png(image: np.ndarray) -> bytes:
 
 
 def test_rendered_lines_and_pages(classifier):
-    rng = np.random.default_rng(20261125)
-    hits = total = 0
-    misses = []
-    # 300 single lines of 3-15 symbols, both polarities, sizes from small scans to canvases.
-    for index in range(300):
-        text = random_expression(rng)
-        ink, _ = render_line(text, rng, height=int(rng.integers(30, 90)))
-        read = validate_real.reading_text(recognize(_png(ink if index % 2 else 255 - ink), classifier).lines)
-        total += 1
-        hits += read == text
-        if read != text:
-            misses.append((text, read))
-    # Three 20-line pages: skewed, ruled and unevenly lit, scanned at 150-300 dpi.
-    for dpi, skew in ((150, -3.0), (200, 4.5), (300, 1.0)):
-        texts = [random_expression(rng, max_symbols=12) for _ in range(20)]
-        page = recognize(_png(render_page(texts, rng, dpi=dpi, skew_degrees=skew)), classifier)
-        assert len(page.lines) == 20
-        for text, line in zip(texts, page.lines):
-            read = validate_real.reading_text([line])
-            total += 1
-            hits += read == text
-            if read != text:
-                misses.append((text, read))
-    assert total >= 300
-    check([(f"rendered lines and pages, exact match on {total} (misses: {misses[:5]})", hits / total, 0.97, FLOORS["rendered"])])
+    # 300 single lines of 3-15 symbols, both polarities, sizes from small scans to canvases, and
+    # three 20-line pages: skewed, ruled and unevenly lit, scanned at 150-300 dpi (a line a page
+    # lost counts as a miss). Settings are chosen on another seed (rendered_set.TUNE_SEED).
+    result = rendered_set.read_rendered_set(classifier, rendered_set.TEST_SEED)
+    assert result.total == 360
+    check([(f"rendered lines and pages, exact match on {result.total} (misses: {result.misses[:5]})", result.exact, 0.97, FLOORS["rendered"])])
 
 
 def _with_a_wrong_answer(rng: np.random.Generator) -> str:

@@ -5,7 +5,7 @@ import pytest
 
 from training import dataset, validate_real
 from training.compose import HELD_OUT_SEED_OFFSET, held_out_digits, random_expression, render_line, render_page
-from workers.pipeline import explain
+from workers.pipeline import explain, segment
 from workers.pipeline import recognize as recognize_module
 from workers.pipeline.classify import SymbolClassifier
 from workers.pipeline.errors import RecognitionError
@@ -186,6 +186,35 @@ def test_two_digits_drawn_into_each_other_get_cuts_once_the_model_doubts_them(cl
     hits_without, second_calls_without = read_all()
     assert second_calls_without == 0 and 0 < second_calls < len(pairs)
     assert hits >= hits_without + 3, (hits, hits_without)
+
+
+def test_a_digit_broken_in_two_where_the_pen_thinned_is_read_whole(classifier, monkeypatch):
+    # Held-out digits (MNIST's test split), each broken by a thin, nearly upright gap into two
+    # pieces side by side, as faint strokes of scanned digits break. Read alone, the halves are
+    # other symbols (a 0 as '()' or '67'); offered joined, the decoder reads most of them whole.
+    pool = held_out_digits()
+    rng = np.random.default_rng(HELD_OUT_SEED_OFFSET + 11)
+    cases = []
+    while len(cases) < 60:
+        digit = int(rng.integers(10))
+        image = np.asarray(pool[digit][int(rng.integers(len(pool[digit])))], np.float32)
+        image = image * 255 if image.max() <= 1 else image
+        ink = (cv2.resize(image, (84, 84), interpolation=cv2.INTER_CUBIC) >= 128).astype(np.uint8) * 255
+        column, slope = int(rng.integers(30, 55)), rng.uniform(-0.6, 0.6)
+        for y in range(84):
+            x = int(column + slope * (y - 42))
+            ink[y, max(0, x - 1) : x + 2] = 0
+        count, _, stats, _ = cv2.connectedComponentsWithStats(ink)
+        if sum(stats[1:, cv2.CC_STAT_AREA] >= 40) == 2:  # broken into two pieces of some size
+            cases.append((str(digit), _png(255 - cv2.copyMakeBorder(ink, 30, 30, 30, 30, cv2.BORDER_CONSTANT))))
+
+    def read_all() -> int:
+        return sum(validate_real.reading_text(recognize(png, classifier).lines) == text for text, png in cases)
+
+    hits = read_all()
+    monkeypatch.setattr(segment, "JOIN_MIN_OVERLAP", float("inf"))  # never offered joined
+    hits_without = read_all()
+    assert hits >= hits_without + 15, (hits, hits_without)  # measured: 32 against 6 of 60
 
 
 @pytest.mark.parametrize(

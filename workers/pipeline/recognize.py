@@ -121,7 +121,9 @@ def _lattice(line: SegmentedLine, pieces: list[Piece]) -> tuple[list[decoder.Edg
     """Edges for one line; appends its pieces to the page's ``pieces`` (the crop order)."""
     edges: list[decoder.Edge] = []
     node = 0
+    starts = []
     for group in line.groups:
+        starts.append(node)
         extra_nodes = sum(len(split) - 1 for split in group.splits)
         end = node + extra_nodes + 1
         pieces.append(group.whole)
@@ -140,6 +142,13 @@ def _lattice(line: SegmentedLine, pieces: list[Piece]) -> tuple[list[decoder.Edg
                     decoder.Edge(path[index], path[index + 1], (), penalty if index == 0 else 0.0, len(pieces) - 1, default=False)
                 )
         node = end
+    starts.append(node)
+    for index, joined in line.joins.items():
+        # Two neighbours that may be one symbol (segment.JOIN_MIN_OVERLAP) are also one edge over
+        # both. Without a prior of its own: the joined crop's probability is weighed against the
+        # product of its parts' (a prior against joining, 0.5 or 0.2, read fewer tune-set lines).
+        pieces.append(joined)
+        edges.append(decoder.Edge(starts[index], starts[index + 2], (), 0.0, len(pieces) - 1, default=False))
     return edges, node + 1
 
 
