@@ -230,7 +230,7 @@ def _merge_offset_bars(groups: list[list[int]], boxes: Boxes) -> list[list[int]]
             a, b = boxes[merged[-1][0]], boxes[group[0]]
             x_overlap = _overlap(a[0], a[0] + a[2], b[0], b[0] + b[2])
             vertical_gap = max(a[1], b[1]) - min(a[1] + a[3], b[1] + b[3])
-            if _is_flat(a) and _is_flat(b) and x_overlap >= 0.3 * min(a[2], b[2]) and 0 <= vertical_gap <= max(a[2], b[2]):
+            if _is_flat(a) and _is_flat(b) and x_overlap >= 0.3 * min(a[2], b[2]) and vertical_gap <= max(a[2], b[2]):
                 merged[-1] = merged[-1] + group
                 continue
         merged.append(group)
