@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.pipeline.decoder import ANSWER_AGREES, Edge, agreeing_reading, decode, greedy_reading, text_prior
+from workers.pipeline.decoder import ANSWER_AGREES, EQUATION_AGREES, Edge, agreeing_reading, decode, greedy_reading, text_prior
 from workers.pipeline.grammar import accepts, parse_line
 from workers.pipeline.recognize import _lattice, _with_candidates, read_line
 from workers.pipeline.segment import Group, Line, Piece
@@ -75,11 +75,28 @@ def test_a_wrong_answer_written_clearly_stays_wrong():
     line = [[("7", 0.99)], [("*", 0.99)], [("8", 0.99)], [("=", 0.99)], [("5", 0.99)], [("4", 0.9), ("6", 0.09)]]
     reading = agreeing_reading(decode(_chain(line), 7))
     assert (reading.text, parse_line(reading.text).correct) == ("7*8=54", False)
-    # No answer, or no '=': nothing to agree with.
+    # No answer, or no '=' and nothing that could be one: nothing to agree with.
     for line in ([[("7", 0.99)], [("*", 0.99)], [("8", 0.6), ("3", 0.4)]],
                  [[("7", 0.99)], [("*", 0.99)], [("8", 0.6), ("3", 0.4)], [("=", 0.99)]]):
         reading = decode(_chain(line), len(line) + 1)
         assert agreeing_reading(reading) == reading
+
+
+def test_a_symbol_that_may_be_an_equals_sign_making_an_equation_that_agrees_is_read_as_one():
+    # '2+3=5' with its '=' written as one slanted stroke: the classifier calls it '7' a little
+    # more often than '=' (after the symbol prior), so the beam reads the number '375'. Read as
+    # '=', the line is an equation that agrees, and that outweighs the small difference.
+    line = [[("2", 0.99)], [("+", 0.99)], [("3", 0.99)], [("7", 0.5), ("=", 0.4)], [("5", 0.99)]]
+    reading = decode(_chain(line), 6)
+    assert reading.text == "2+375"
+    agreeing = agreeing_reading(reading)
+    assert agreeing.text == "2+3=5" and parse_line(agreeing.text).correct
+    # A plus sign the classifier is sure of stays one, though '1=1' would agree.
+    line = [[("1", 0.99)], [("+", 0.8), ("=", 0.15)], [("1", 0.99)]]
+    assert agreeing_reading(decode(_chain(line), 4)).text == "1+1"
+    # Nor does an '=' that would make an equation that disagrees win: '2+3=6' is no reason.
+    line = [[("2", 0.99)], [("+", 0.99)], [("3", 0.99)], [("7", 0.5), ("=", 0.45)], [("6", 0.99)]]
+    assert agreeing_reading(decode(_chain(line), 6)).text == "2+376"
 
 
 def test_no_grammatical_reading_gives_none():
@@ -143,21 +160,31 @@ def test_an_agreeing_reading_is_the_best_one_symbol_away(columns):
     if reading is None:
         return
     agreeing = agreeing_reading(reading)
+    parsed = parse_line(reading.text)
+    if parsed.correct is False:
+        weight, symbols = ANSWER_AGREES, None  # a disagreeing answer: any other candidate
+    elif not parsed.has_equals:
+        weight, symbols = EQUATION_AGREES, "="  # no '=' read: a candidate '=' only
+    else:
+        assert agreeing is reading  # an answer that agrees, or none: nothing to weigh
+        return
     if agreeing is reading:
-        if "=" not in reading.text or parse_line(reading.text).correct is not False:
-            return  # nothing to disagree with
         # Kept: no reading one symbol away agrees and outweighs it.
         for index, column in enumerate(columns):
             for symbol, probability in column:
                 text = reading.text[:index] + symbol + reading.text[index + 1 :]
+                if symbols is not None and symbol not in symbols:
+                    continue
                 if text != reading.text and accepts(text) and parse_line(text).correct:
                     score = reading.score - math.log(reading.probabilities[index]) + math.log(probability)
                     score += text_prior(text) - text_prior(reading.text)
-                    assert score + ANSWER_AGREES <= reading.score + 1e-9
+                    assert score + weight <= reading.score + 1e-9
         return
-    assert parse_line(reading.text).correct is False and parse_line(agreeing.text).correct is True
-    assert sum(a != b for a, b in zip(agreeing.text, reading.text)) == 1 and len(agreeing.text) == len(reading.text)
-    assert agreeing.score + ANSWER_AGREES > reading.score
+    assert parse_line(agreeing.text).correct is True
+    changed = [(a, b) for a, b in zip(reading.text, agreeing.text) if a != b]
+    assert len(changed) == 1 and len(agreeing.text) == len(reading.text)
+    assert symbols is None or changed[0][1] == "="
+    assert agreeing.score + weight > reading.score
     assert math.isclose(agreeing.log_probability, sum(math.log(p) for p in agreeing.probabilities), rel_tol=1e-9, abs_tol=1e-9)
 
 

@@ -16,7 +16,8 @@ in its number). The prior only ranks readings: the probability reported for
 the winner leaves it out, so a well-read equality is not shown as doubtful.
 
 A line whose written answer disagrees with its value is then weighed against the readings one
-symbol away that agree (:func:`agreeing_reading`): most written answers are right.
+symbol away that agree (:func:`agreeing_reading`): most written answers are right. A line
+read without '=' is weighed, less, against the equation that agrees with one symbol read as '='.
 """
 from __future__ import annotations
 
@@ -47,6 +48,17 @@ at least 1/8 as probable by the classifier and the other priors. Chosen on the C
 figures, because an answer read right that is wrong is the worse error for a checker. Rendered
 equations with one digit of the answer wrong: 1 of 300 read as right without it, 2 with it;
 the same equations answered right: 257 of 300 confirmed without it, 274 with it."""
+
+
+EQUATION_AGREES = math.log(2)
+"""Prior weight of a line read without '=' that becomes an equation that agrees when one of its
+symbols is read as '=' instead (see :func:`agreeing_reading`): an '=' written fast as one
+slanted stroke reads as a ``7`` or a ``-`` (``2+3=5`` was read ``2+375``, its '=' at 0.52 and
+its ``7`` at 0.47 before the symbol prior). Smaller than :data:`ANSWER_AGREES`: on the CROHME
+tune half's truths 3 of the 15 expressions with a minus are worth nothing (``200-200``), so
+an expression that turns into an equality by chance is not rare. Chosen on the tune half
+(tablet / canvas, of 96): 93 / 90 off, 93 / 91 at 2, 4, 8 and 16, the smallest taken; the
+rendered tune set (seed 777) 326 -> 327 of 360 at each."""
 
 
 PLUS_BEFORE_ANSWER = math.log(0.05)
@@ -125,23 +137,32 @@ class _Hypothesis:
         return steps[::-1]
 
 
-def agreeing_reading(reading: Reading, weight: float = ANSWER_AGREES) -> Reading:
+def agreeing_reading(reading: Reading, weight: float = ANSWER_AGREES, equation_weight: float = EQUATION_AGREES,
+                     parsed: grammar.Line | None = None) -> Reading:
     """``reading``, or, when its written answer disagrees with its value, the reading one symbol
     away (another of that symbol's candidates) that agrees, if the agreement's ``weight`` makes
-    it the more probable. The beam cannot weigh this itself: a line's value is known only at
-    its end, and the beam keeps one hypothesis per grammar state, not per value."""
-    if reading.score is None or "=" not in reading.text:
+    it the more probable; or, when it has no '=', the reading with one symbol read as '=' that
+    makes an equation that agrees, weighed by ``equation_weight``. The beam cannot weigh this
+    itself: a line's value is known only at its end, and the beam keeps one hypothesis per
+    grammar state, not per value. ``parsed``: the reading's parse, if the caller has it."""
+    if reading.score is None:
         return reading
-    try:
-        if grammar.parse_line(reading.text).correct is not False:
+    if parsed is None:
+        try:
+            parsed = grammar.parse_line(reading.text)
+        except RecognitionError:
             return reading
-    except RecognitionError:
+    if parsed.correct is False:
+        only = None  # any symbol may be another of its candidates
+    elif not parsed.has_equals:
+        only, weight = "=", equation_weight
+    else:
         return reading
     best, best_score = reading, reading.score
     penalties = sum(edge.penalty for edge in reading.edges)
     for index, edge in enumerate(reading.edges):
         for symbol, probability in edge.candidates:
-            if symbol == reading.text[index]:
+            if symbol == reading.text[index] or (only is not None and symbol != only):
                 continue
             text = reading.text[:index] + symbol + reading.text[index + 1 :]
             probabilities = reading.probabilities[:index] + (probability,) + reading.probabilities[index + 1 :]

@@ -192,8 +192,8 @@ def read_line(edges: list[decoder.Edge], node_count: int, pieces: list[Piece], p
         parsed = grammar.parse_line(reading.text)
     except RecognitionError as error:
         return _failed_line(box, reading, symbols_of(reading), error)
-    if parsed.correct is False:  # a written answer that disagrees: weighed against its neighbours
-        agreeing = decoder.agreeing_reading(reading)
+    if parsed.correct is False or not parsed.has_equals:  # an answer that disagrees, or no '=' read
+        agreeing = decoder.agreeing_reading(reading, parsed=parsed)
         if agreeing is not reading:
             reading, parsed = agreeing, grammar.parse_line(agreeing.text)
     return LineResult(
