@@ -182,6 +182,21 @@ def test_the_offset_bars_of_a_slanted_equals_merge_but_two_minus_signs_do_not():
     assert [g.whole.box[0] // 10 for g in line.groups] == [1, 5, 14, 19, 25, 33]  # 1 = 1 - - 1
 
 
+def test_the_bars_of_an_equals_sign_that_nearly_meet_are_one_symbol():
+    # Rendered tune set: '=3760' read '--3760'. The bars slant towards each other, so their
+    # boxes overlap by a few rows, though the bars do not touch.
+    ink = np.zeros((120, 300), np.uint8)
+    cv2.line(ink, (20, 30), (20, 90), 255, 5)  # a 1
+    cv2.line(ink, (60, 56), (84, 63), 255, 3)  # the upper bar, falling to the right
+    cv2.line(ink, (75, 70), (115, 64), 255, 3)  # the lower bar, rising under its end
+    cv2.line(ink, (160, 30), (160, 90), 255, 5)  # a 1
+    count, _, stats, _ = cv2.connectedComponentsWithStats(ink)
+    bars = sorted((tuple(s[:4]) for s in stats[1:] if s[3] < 20), key=lambda b: b[1])
+    assert len(bars) == 2 and bars[0][1] + bars[0][3] > bars[1][1], bars  # apart, their boxes overlapping
+    (line,) = find_lines(ink)
+    assert len(line.groups) == 3, [g.whole.box for g in line.groups]  # 1 = 1
+
+
 def test_the_flag_of_a_5_lifted_above_and_beyond_its_body_joins_it():
     # As MNIST writers drew it (rendered set, '57-28*49=-1315' read '...1315-'): the flag of the
     # 5 starts beyond the body's right edge and sits wholly above its top. A minus after a digit
