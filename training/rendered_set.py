@@ -34,6 +34,7 @@ class RenderedReading:
     hits: int = 0
     total: int = 0
     misses: list[tuple[str, str]] = field(default_factory=list)  # (truth, read)
+    page_line_counts: list[int] = field(default_factory=list)  # lines found on each page (20 written)
 
     @property
     def exact(self) -> float:
@@ -51,8 +52,9 @@ def _png(image: np.ndarray) -> bytes:
 
 
 def read_rendered_set(classifier, seed: int = TEST_SEED, lines: int = 300) -> RenderedReading:
-    """Exact match of whole lines over the set of ``seed``; a page line the pipeline did not
-    find counts as a miss (read as '')."""
+    """Exact match of whole lines over the set of ``seed``. A page whose lines were not all
+    found pairs its lines with the truths in order, and a line missing at the end is read as
+    '': its misses show it, and ``page_line_counts`` says so."""
     from workers.pipeline.recognize import recognize
 
     rng = np.random.default_rng(seed)
@@ -64,6 +66,7 @@ def read_rendered_set(classifier, seed: int = TEST_SEED, lines: int = 300) -> Re
     for dpi, skew in PAGES:
         texts = [random_expression(rng, max_symbols=12) for _ in range(20)]
         page = recognize(_png(render_page(texts, rng, dpi=dpi, skew_degrees=skew)), classifier)
+        result.page_line_counts.append(len(page.lines))
         for text, line in itertools.zip_longest(texts, page.lines):
             if text is not None:
                 result.add(text, validate_real.reading_text([line]) if line is not None else "")

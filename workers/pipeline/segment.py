@@ -221,11 +221,12 @@ def _is_flat(box: Box) -> bool:
 
 
 def _merge_offset_bars(groups: list[list[int]], boxes: Boxes) -> list[list[int]]:
-    """Join two neighbouring lone flat bars, one above the other, that overlap by a third:
-    an ``=`` written on a slant, or one whose bars nearly meet, however close they lie (boxes
-    that overlap by a pixel were read as two minus signs). Done after the stacking above, so
-    that the detached top bar of a ``7`` or ``5`` has already joined its body and never pairs
-    with a minus. Two minus signs side by side do not overlap in their columns."""
+    """Join two neighbouring lone flat bars whose columns overlap by a third and that lie no
+    further apart than the longer one is wide: an ``=`` written on a slant, or one whose bars
+    nearly meet, however close (boxes that overlapped by a few rows were read as two minus
+    signs); at the same height, a bar drawn twice. Done after the stacking above, so that the
+    detached top bar of a ``7`` or ``5`` has already joined its body and never pairs with a
+    minus. Two minus signs side by side do not overlap in their columns."""
     merged: list[list[int]] = []
     for group in groups:
         if merged and len(merged[-1]) == 1 and len(group) == 1:
