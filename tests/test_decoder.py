@@ -19,6 +19,17 @@ def _chain(columns):
     return [Edge(i, i + 1, tuple(column)) for i, column in enumerate(columns)]
 
 
+def _piece(x, width=10):
+    return Piece((x, 0, width, 10), np.full((10, width), 255, np.uint8))
+
+
+def _sure(symbol, p):
+    """A classifier row: ``symbol`` at ``p``, the rest shared evenly."""
+    row = np.full(NUM_CLASSES, (1 - p) / (NUM_CLASSES - 1))
+    row[CLASS_INDEX[symbol]] = p
+    return row
+
+
 def test_grammar_overrides_a_confident_but_impossible_symbol():
     # The model thinks the last symbol is '+' (0.6) but '1' (0.4) makes the only valid line.
     columns = [[("7", 0.99)], [("*", 0.9), ("+", 0.1)], [("8", 0.95)], [("+", 0.6), ("1", 0.4)]]
@@ -102,16 +113,13 @@ def test_a_symbol_that_may_be_an_equals_sign_making_an_equation_that_agrees_is_r
 def test_read_line_reads_a_line_without_equals_as_the_equation_that_agrees():
     # The same through read_line, as the pipeline calls it: a slanted '=' the classifier calls
     # a '7' a little more often is read as '=' when that makes an equation that agrees.
-    def piece(x):
-        return Piece((x, 0, 10, 10), np.full((10, 10), 255, np.uint8))
-
     def row(pairs):
         values = np.full(NUM_CLASSES, 0.001)
         for symbol, p in pairs:
             values[CLASS_INDEX[symbol]] = p
         return values
 
-    line = Line((0, 0, 50, 10), [Group(piece(x)) for x in range(0, 50, 10)])
+    line = Line((0, 0, 50, 10), [Group(_piece(x)) for x in range(0, 50, 10)])
     pieces = []
     edges, nodes = _lattice(line, pieces)
     probabilities = np.array([row([("2", 0.99)]), row([("+", 0.99)]), row([("3", 0.99)]), row([("7", 0.5), ("=", 0.4)]), row([("5", 0.99)])])
@@ -231,21 +239,13 @@ def test_each_split_proposal_carries_the_whole_split_prior():
     # Proposing a second, wrong cut must not make the right one less likely: each cut is a
     # hypothesis of its own, weighed by the group's shape (split_prior), and the pieces' own
     # probabilities say which cut it is. (Sharing the prior between the proposals read '2+46'.)
-    def piece(x):
-        return Piece((x, 0, 10, 10), np.full((10, 10), 255, np.uint8))
-
-    def sure(symbol, p):
-        row = np.full(NUM_CLASSES, (1 - p) / (NUM_CLASSES - 1))
-        row[CLASS_INDEX[symbol]] = p
-        return row
-
-    wide = Group(piece(20), splits=[[piece(20), piece(30)], [piece(20), piece(25), piece(30)]], split_prior=0.6)
-    line = Line((0, 0, 50, 10), [Group(piece(0)), Group(piece(10)), wide, Group(piece(40))])
+    wide = Group(_piece(20), splits=[[_piece(20), _piece(30)], [_piece(20), _piece(25), _piece(30)]], split_prior=0.6)
+    line = Line((0, 0, 50, 10), [Group(_piece(0)), Group(_piece(10)), wide, Group(_piece(40))])
     pieces = []
     edges, nodes = _lattice(line, pieces)
     # Crops in lattice order: '2', '+', the whole, cut one (two pieces), cut two (three pieces), '6'.
-    probabilities = np.array([sure("2", 0.99), sure("+", 0.99), sure("4", 0.974), sure("4", 0.999), sure("=", 0.998),
-                              sure("1", 0.5), sure("*", 0.5), sure("=", 0.998), sure("6", 0.99)])
+    probabilities = np.array([_sure("2", 0.99), _sure("+", 0.99), _sure("4", 0.974), _sure("4", 0.999), _sure("=", 0.998),
+                              _sure("1", 0.5), _sure("*", 0.5), _sure("=", 0.998), _sure("6", 0.99)])
     batch = np.zeros((len(pieces), 28, 28, 1), np.float32)
     reading = read_line(_with_candidates(edges, probabilities), nodes, pieces, probabilities, batch, line.box)
     assert (reading.expression, reading.answer, reading.correct) == ("2+4", 6, True)
@@ -255,22 +255,14 @@ def test_two_neighbours_offered_joined_are_read_as_one_symbol_when_the_whole_is_
     # A '0' broken where the pen thinned: its halves alone read as '(' and ')' (or '6' and '7'),
     # the two together as a sure '0'. The join is one more edge over both groups; the decoder
     # weighs it against its parts. A neighbour pair that is two symbols keeps both.
-    def piece(x, width=10):
-        return Piece((x, 0, width, 10), np.full((10, width), 255, np.uint8))
-
-    def sure(symbol, p):
-        row = np.full(NUM_CLASSES, (1 - p) / (NUM_CLASSES - 1))
-        row[CLASS_INDEX[symbol]] = p
-        return row
-
-    groups = [Group(piece(0)), Group(piece(10)), Group(piece(20)), Group(piece(26))]
-    line = Line((0, 0, 36, 10), groups, joins={0: piece(0, 20), 2: piece(20, 16)})
+    groups = [Group(_piece(0)), Group(_piece(10)), Group(_piece(20)), Group(_piece(26))]
+    line = Line((0, 0, 36, 10), groups, joins={0: _piece(0, 20), 2: _piece(20, 16)})
     pieces = []
     edges, nodes = _lattice(line, pieces)
     assert [(e.start, e.end, e.default) for e in edges[-2:]] == [(0, 2, False), (2, 4, False)]
     # Crops in lattice order: '8', '+', the broken 0's halves, then the joins ('8+' and the 0).
-    probabilities = np.array([sure("8", 0.99), sure("+", 0.99), sure("6", 0.6), sure("7", 0.5),
-                              sure("8", 0.02), sure("0", 0.99)])
+    probabilities = np.array([_sure("8", 0.99), _sure("+", 0.99), _sure("6", 0.6), _sure("7", 0.5),
+                              _sure("8", 0.02), _sure("0", 0.99)])
     batch = np.zeros((len(pieces), 28, 28, 1), np.float32)
     reading = read_line(_with_candidates(edges, probabilities), nodes, pieces, probabilities, batch, line.box)
     assert reading.expression == "8+0" and reading.value == 8

@@ -192,10 +192,11 @@ def read_line(edges: list[decoder.Edge], node_count: int, pieces: list[Piece], p
         parsed = grammar.parse_line(reading.text)
     except RecognitionError as error:
         return _failed_line(box, reading, symbols_of(reading), error)
-    if parsed.correct is False or not parsed.has_equals:  # an answer that disagrees, or no '=' read
-        agreeing = decoder.agreeing_reading(reading, parsed=parsed)
-        if agreeing is not reading:
-            reading, parsed = agreeing, grammar.parse_line(agreeing.text)
+    # A written answer that disagrees, or no '=' read: weighed against the readings that agree
+    # (agreeing_reading decides which lines it weighs, and returns the others as they are).
+    agreeing = decoder.agreeing_reading(reading, parsed=parsed)
+    if agreeing is not reading:
+        reading, parsed = agreeing, grammar.parse_line(agreeing.text)
     return LineResult(
         box, parsed.expression, parsed.value, parsed.answer, parsed.has_equals, parsed.correct,
         reading.probability, symbols_of(reading), answer_expression=parsed.answer_expression,
